@@ -1,0 +1,159 @@
+import { describe, expect, it } from "vitest";
+import { createSseParser, parseSse, type SseEvent } from "../../src/providers/sse.js";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/** Feeds the chunks to one parser and returns every event, with `raw` decoded for readability. */
+function parse(chunks: Uint8Array[]) {
+  const parser = createSseParser();
+  const events: SseEvent[] = [];
+  for (const chunk of chunks) events.push(...parser.push(chunk));
+  events.push(...parser.end());
+  return events.map((event) => ({ ...event, raw: decoder.decode(event.raw) }));
+}
+
+/** Like toMatchObject, but `undefined` means the property is absent. */
+function expectFields(actual: object, fields: Record<string, unknown>) {
+  for (const [key, value] of Object.entries(fields)) expect((actual as Record<string, unknown>)[key], key).toEqual(value);
+}
+
+const parseText = (...texts: string[]) => parse(texts.map((text) => encoder.encode(text)));
+
+/** Splits bytes into two chunks at every offset (plus one byte at a time). */
+function splits(bytes: Uint8Array): Uint8Array[][] {
+  const out: Uint8Array[][] = [];
+  for (let at = 0; at <= bytes.length; at++) out.push([bytes.subarray(0, at), bytes.subarray(at)]);
+  out.push(Array.from(bytes, (byte) => Uint8Array.of(byte)));
+  return out;
+}
+
+const chunk = (content: string) =>
+  JSON.stringify({ object: "chat.completion.chunk", choices: [{ index: 0, delta: { content } }] });
+
+const openAiStream = (eol: string) =>
+  [`data: ${chunk("Hel")}`, "", `data: ${chunk("lo wörld 👋")}`, "", "data: [DONE]", "", ""].join(eol);
+
+describe("createSseParser", () => {
+  it.each([
+    ["LF", "\n"],
+    ["CRLF", "\r\n"],
+    ["CR", "\r"],
+  ])("reads an OpenAI stream with %s line ends", (_name, eol) => {
+    const events = parseText(openAiStream(eol));
+    expect(events.map((event) => event.data)).toEqual([chunk("Hel"), chunk("lo wörld 👋"), "[DONE]"]);
+    expect(events.map((event) => event.event)).toEqual(["message", "message", "message"]);
+    expect(events[1].raw).toBe(`data: ${chunk("lo wörld 👋")}${eol}${eol}`);
+  });
+
+  it.each<[string, string, Record<string, unknown>[]]>([
+    ["multi-line data", "data: a\ndata: b\ndata\ndata:\n\n", [{ data: "a\nb\n\n" }]],
+    ["one leading space removed", "data:x\n\ndata:  y\n\n", [{ data: "x" }, { data: " y" }]],
+    ["field without colon", "data\n\n", [{ data: "" }]],
+    ["event type", "event: delta\ndata: 1\n\ndata: 2\n\n", [{ event: "delta", data: "1" }, { event: "message", data: "2" }]],
+    ["id persists", "id: 7\ndata: a\n\ndata: b\n\nid\ndata: c\n\n", [{ id: "7" }, { id: "7" }, { id: undefined }]],
+    ["id with NUL ignored", "id: 1\0\ndata: a\n\n", [{ id: undefined }]],
+    ["retry", "retry: 1500\nretry: x\ndata: a\n\ndata: b\n\n", [{ retry: 1500 }, { retry: undefined }]],
+    ["comments", ": ping\n\n:x\ndata: a\n\ndata: b\n\n", [{ data: "a", comments: ["ping", "x"] }, { comments: undefined }]],
+    ["unknown fields ignored", "foo: bar\ndata: a\n\n", [{ data: "a" }]],
+    ["block without data not dispatched", "event: x\n\ndata: a\n\n", [{ event: "message", data: "a" }]],
+    ["leading BOM", "\uFEFFdata: a\n\n", [{ data: "a" }]],
+    ["trailing event without blank line", "data: a\n\ndata: [DONE]\n", [{ data: "a" }, { data: "[DONE]" }]],
+    ["trailing line without terminator", "data: [DONE]", [{ data: "[DONE]", raw: "data: [DONE]" }]],
+    ["trailing comment only", "data: a\n\n: bye", [{ data: "a" }]],
+  ])("%s", (_name, input, expected) => {
+    const events = parseText(input);
+    expect(events).toHaveLength(expected.length);
+    expected.forEach((fields, index) => expectFields(events[index], fields));
+  });
+
+  const streams = [
+    ["LF", openAiStream("\n")],
+    ["CRLF", openAiStream("\r\n")],
+    ["CR", openAiStream("\r")],
+    ["mixed", "event: a\r\ndata: 1\rdata: é\n\r\n: c\n\nid: 3\r\ndata: 👋\r\r"],
+  ];
+
+  it.each(streams)("gives the same events however a %s stream is split", (_name, text) => {
+    const bytes = encoder.encode(text);
+    const whole = parse([bytes]);
+    expect(whole.length).toBeGreaterThan(1);
+    expect(whole.map((event) => event.raw).join("")).toBe(text);
+    for (const chunks of splits(bytes)) expect(parse(chunks)).toEqual(whole);
+  });
+
+  it.each([
+    ["LF", "\n"],
+    ["CRLF", "\r\n"],
+  ])("gives each event's exact bytes as raw (%s)", (_name, eol) => {
+    const blocks = [`data: ${chunk("a")}${eol}${eol}`, `event: x${eol}data: 1${eol}data: 2${eol}${eol}`, `data: [DONE]${eol}${eol}`];
+    const bytes = encoder.encode(blocks.join(""));
+    const parser = createSseParser();
+    const raws = [...parser.push(bytes.subarray(0, 20)), ...parser.push(bytes.subarray(20))].map((event) => event.raw);
+    expect(raws.map((raw) => decoder.decode(raw))).toEqual(blocks);
+    expect(raws.every((raw) => raw instanceof Uint8Array)).toBe(true);
+  });
+
+  it("does not read a CRLF split between chunks as an empty line", () => {
+    expect(parseText("data: a\r", "\ndata: b\r\n\r\n")).toMatchObject([{ data: "a\nb" }]);
+  });
+
+  it.each([
+    ["a LF", "data: a\r\n\r", "\ndata: b\r\n\r\n", "data: a\r\n\r\n", "data: b\r\n\r\n"],
+    ["no LF", "data: a\r\r", "data: b\n\n", "data: a\r\r", "data: b\n\n"],
+  ])("holds an event ending in a CR at a chunk's end until it sees whether %s follows", (_name, first, next, rawA, rawB) => {
+    const parser = createSseParser();
+    expect(parser.push(encoder.encode(first))).toEqual([]);
+    const events = parser.push(encoder.encode(next));
+    expect(events.map((event) => [event.data, decoder.decode(event.raw)])).toEqual([
+      ["a", rawA],
+      ["b", rawB],
+    ]);
+  });
+
+  it("dispatches a held event at end()", () => {
+    const parser = createSseParser();
+    parser.push(encoder.encode("data: [DONE]\r\n\r"));
+    expect(parser.end().map((event) => decoder.decode(event.raw))).toEqual(["data: [DONE]\r\n\r"]);
+  });
+
+  it.each([
+    ["é", 1],
+    ["€", 1],
+    ["€", 2],
+    ["👋", 1],
+    ["👋", 2],
+    ["👋", 3],
+  ])("decodes %s split after byte %i of the character", (character, at) => {
+    const prefix = encoder.encode("data: x");
+    const bytes = encoder.encode(`data: x${character}y\n\n`);
+    const cut = prefix.length + at;
+    expect(parse([bytes.subarray(0, cut), bytes.subarray(cut)])).toMatchObject([{ data: `x${character}y` }]);
+  });
+
+  it("returns no event until the blank line arrives", () => {
+    const parser = createSseParser();
+    expect(parser.push(encoder.encode("data: a\n"))).toEqual([]);
+    expect(parser.push(encoder.encode("\n"))).toMatchObject([{ data: "a" }]);
+  });
+
+  it("starts afresh after end()", () => {
+    const parser = createSseParser();
+    parser.push(encoder.encode("id: 1\ndata: partial"));
+    expect(parser.end()).toMatchObject([{ data: "partial", id: "1" }]);
+    const [event] = parser.push(encoder.encode("data: b\n\n"));
+    expectFields(event, { data: "b", id: undefined });
+  });
+});
+
+describe("parseSse", () => {
+  it("yields the events of an async stream of chunks, through [DONE]", async () => {
+    const bytes = encoder.encode(openAiStream("\n"));
+    async function* source() {
+      for (let at = 0; at < bytes.length; at += 7) yield bytes.subarray(at, at + 7);
+    }
+    const data: string[] = [];
+    for await (const event of parseSse(source())) data.push(event.data);
+    expect(data).toEqual([chunk("Hel"), chunk("lo wörld 👋"), "[DONE]"]);
+  });
+});
