@@ -2,17 +2,17 @@
 // @generated from file transcodingtest/v1/library.proto (package transcodingtest.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
-import { file_google_protobuf_struct } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_struct, file_google_protobuf_wrappers } from "@bufbuild/protobuf/wkt";
 import type { JsonObject, Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file transcodingtest/v1/library.proto.
  */
 export const file_transcodingtest_v1_library: GenFile = /*@__PURE__*/
-  fileDesc("CiB0cmFuc2NvZGluZ3Rlc3QvdjEvbGlicmFyeS5wcm90bxISdHJhbnNjb2Rpbmd0ZXN0LnYxInsKBEJvb2sSDQoFc2hlbGYYASABKAkSDwoHYm9va19pZBgCIAEoAxINCgV0aXRsZRgDIAEoCRIMCgR0YWdzGAQgAygJEg4KBnB1YmxpYxgFIAEoCBImCgVleHRyYRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QieAoOR2V0Qm9va1JlcXVlc3QSDQoFc2hlbGYYASABKAkSDwoHYm9va19pZBgCIAEoAxIMCgR2aWV3GAMgASgJEgwKBHRhZ3MYBCADKAkSKgoGZmlsdGVyGAUgASgLMhoudHJhbnNjb2Rpbmd0ZXN0LnYxLkZpbHRlciIqCgZGaWx0ZXISDgoGYXV0aG9yGAEgASgJEhAKCG1pbl95ZWFyGAIgASgFIkoKEUNyZWF0ZUJvb2tSZXF1ZXN0Eg0KBXNoZWxmGAEgASgJEiYKBGJvb2sYAiABKAsyGC50cmFuc2NvZGluZ3Rlc3QudjEuQm9vayIfCg9SZWFkRmlsZVJlcXVlc3QSDAoEcGF0aBgBIAEoCSIbCgtGaWxlQ29udGVudBIMCgRwYXRoGAEgASgJIiIKBE5vdGUSDAoEbmFtZRgBIAEoCRIMCgR0ZXh0GAIgASgJIlIKEVVwZGF0ZU5vdGVSZXF1ZXN0EiYKBG5vdGUYASABKAsyGC50cmFuc2NvZGluZ3Rlc3QudjEuTm90ZRIVCg12YWxpZGF0ZV9vbmx5GAIgASgIIkoKElVwZGF0ZU5vdGVSZXNwb25zZRImCgRub3RlGAEgASgLMhgudHJhbnNjb2Rpbmd0ZXN0LnYxLk5vdGUSDAoEZXRhZxgCIAEoCSIyChJEZWxldGVTaGVsZlJlcXVlc3QSDQoFc2hlbGYYASABKAkSDQoFZm9yY2UYAiABKAgiNQoTRGVsZXRlU2hlbGZSZXNwb25zZRINCgVzaGVsZhgBIAEoCRIPCgdkZWxldGVkGAIgASgIMo8FCg5MaWJyYXJ5U2VydmljZRJ0CgdHZXRCb29rEiIudHJhbnNjb2Rpbmd0ZXN0LnYxLkdldEJvb2tSZXF1ZXN0GhgudHJhbnNjb2Rpbmd0ZXN0LnYxLkJvb2siK4LT5JMCJRIjL3YxL3NoZWx2ZXMve3NoZWxmfS9ib29rcy97Ym9va19pZH0SigEKCkNyZWF0ZUJvb2sSJS50cmFuc2NvZGluZ3Rlc3QudjEuQ3JlYXRlQm9va1JlcXVlc3QaGC50cmFuc2NvZGluZ3Rlc3QudjEuQm9vayI7gtPkkwI1OgEqWhU6ASoaEC92MS9ib29rczpjcmVhdGUiGS92MS9zaGVsdmVzL3tzaGVsZn0vYm9va3MScgoIUmVhZEZpbGUSIy50cmFuc2NvZGluZ3Rlc3QudjEuUmVhZEZpbGVSZXF1ZXN0Gh8udHJhbnNjb2Rpbmd0ZXN0LnYxLkZpbGVDb250ZW50IiCC0+STAhoSGC92MS97cGF0aD1maWxlcy8qKn06cmVhZBKIAQoKVXBkYXRlTm90ZRIlLnRyYW5zY29kaW5ndGVzdC52MS5VcGRhdGVOb3RlUmVxdWVzdBomLnRyYW5zY29kaW5ndGVzdC52MS5VcGRhdGVOb3RlUmVzcG9uc2UiK4LT5JMCJToEbm90ZWIEbm90ZTIXL3YxL3tub3RlLm5hbWU9bm90ZXMvKn0SewoLRGVsZXRlU2hlbGYSJi50cmFuc2NvZGluZ3Rlc3QudjEuRGVsZXRlU2hlbGZSZXF1ZXN0GicudHJhbnNjb2Rpbmd0ZXN0LnYxLkRlbGV0ZVNoZWxmUmVzcG9uc2UiG4LT5JMCFSoTL3YxL3NoZWx2ZXMve3NoZWxmfWIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_struct]);
+  fileDesc("CiB0cmFuc2NvZGluZ3Rlc3QvdjEvbGlicmFyeS5wcm90bxISdHJhbnNjb2Rpbmd0ZXN0LnYxInsKBEJvb2sSDQoFc2hlbGYYASABKAkSDwoHYm9va19pZBgCIAEoAxINCgV0aXRsZRgDIAEoCRIMCgR0YWdzGAQgAygJEg4KBnB1YmxpYxgFIAEoCBImCgVleHRyYRgGIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiwAEKDkdldEJvb2tSZXF1ZXN0Eg0KBXNoZWxmGAEgASgJEg8KB2Jvb2tfaWQYAiABKAMSDAoEdmlldxgDIAEoCRIMCgR0YWdzGAQgAygJEioKBmZpbHRlchgFIAEoCzIaLnRyYW5zY29kaW5ndGVzdC52MS5GaWx0ZXISFgoOaW5jbHVkZV9kcmFmdHMYBiABKAgSLgoJcGFnZV9zaXplGAcgASgLMhsuZ29vZ2xlLnByb3RvYnVmLkludDMyVmFsdWUiZwoGRmlsdGVyEg4KBmF1dGhvchgBIAEoCRIQCghtaW5feWVhchgCIAEoBRIRCgltYXhfcGFnZXMYAyABKAMSKAoFZ2VucmUYBCABKA4yGS50cmFuc2NvZGluZ3Rlc3QudjEuR2VucmUiSgoRQ3JlYXRlQm9va1JlcXVlc3QSDQoFc2hlbGYYASABKAkSJgoEYm9vaxgCIAEoCzIYLnRyYW5zY29kaW5ndGVzdC52MS5Cb29rIh8KD1JlYWRGaWxlUmVxdWVzdBIMCgRwYXRoGAEgASgJIhsKC0ZpbGVDb250ZW50EgwKBHBhdGgYASABKAkiIgoETm90ZRIMCgRuYW1lGAEgASgJEgwKBHRleHQYAiABKAkiUgoRVXBkYXRlTm90ZVJlcXVlc3QSJgoEbm90ZRgBIAEoCzIYLnRyYW5zY29kaW5ndGVzdC52MS5Ob3RlEhUKDXZhbGlkYXRlX29ubHkYAiABKAgiSgoSVXBkYXRlTm90ZVJlc3BvbnNlEiYKBG5vdGUYASABKAsyGC50cmFuc2NvZGluZ3Rlc3QudjEuTm90ZRIMCgRldGFnGAIgASgJIjIKEkRlbGV0ZVNoZWxmUmVxdWVzdBINCgVzaGVsZhgBIAEoCRINCgVmb3JjZRgCIAEoCCI1ChNEZWxldGVTaGVsZlJlc3BvbnNlEg0KBXNoZWxmGAEgASgJEg8KB2RlbGV0ZWQYAiABKAgiTwoUQW5ub3RhdGVTaGVsZlJlcXVlc3QSDQoFc2hlbGYYASABKAkSKAoHcGF5bG9hZBgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiUAoVQW5ub3RhdGVTaGVsZlJlc3BvbnNlEigKB3BheWxvYWQYASABKAsyFy5nb29nbGUucHJvdG9idWYuU3RydWN0Eg0KBXNoZWxmGAIgASgJIiIKEVdhdGNoU2hlbGZSZXF1ZXN0Eg0KBXNoZWxmGAEgASgJIiMKEldhdGNoU2hlbGZSZXNwb25zZRINCgVldmVudBgBIAEoCSpECgVHZW5yZRIVChFHRU5SRV9VTlNQRUNJRklFRBAAEhEKDUdFTlJFX0ZJQ1RJT04QARIRCg1HRU5SRV9ISVNUT1JZEAIy0wcKDkxpYnJhcnlTZXJ2aWNlEnQKB0dldEJvb2sSIi50cmFuc2NvZGluZ3Rlc3QudjEuR2V0Qm9va1JlcXVlc3QaGC50cmFuc2NvZGluZ3Rlc3QudjEuQm9vayIrgtPkkwIlEiMvdjEvc2hlbHZlcy97c2hlbGZ9L2Jvb2tzL3tib29rX2lkfRKKAQoKQ3JlYXRlQm9vaxIlLnRyYW5zY29kaW5ndGVzdC52MS5DcmVhdGVCb29rUmVxdWVzdBoYLnRyYW5zY29kaW5ndGVzdC52MS5Cb29rIjuC0+STAjU6ASpaFToBKhoQL3YxL2Jvb2tzOmNyZWF0ZSIZL3YxL3NoZWx2ZXMve3NoZWxmfS9ib29rcxJyCghSZWFkRmlsZRIjLnRyYW5zY29kaW5ndGVzdC52MS5SZWFkRmlsZVJlcXVlc3QaHy50cmFuc2NvZGluZ3Rlc3QudjEuRmlsZUNvbnRlbnQiIILT5JMCGhIYL3YxL3twYXRoPWZpbGVzLyoqfTpyZWFkEogBCgpVcGRhdGVOb3RlEiUudHJhbnNjb2Rpbmd0ZXN0LnYxLlVwZGF0ZU5vdGVSZXF1ZXN0GiYudHJhbnNjb2Rpbmd0ZXN0LnYxLlVwZGF0ZU5vdGVSZXNwb25zZSIrgtPkkwIlOgRub3RlYgRub3RlMhcvdjEve25vdGUubmFtZT1ub3Rlcy8qfRKhAQoLRGVsZXRlU2hlbGYSJi50cmFuc2NvZGluZ3Rlc3QudjEuRGVsZXRlU2hlbGZSZXF1ZXN0GicudHJhbnNjb2Rpbmd0ZXN0LnYxLkRlbGV0ZVNoZWxmUmVzcG9uc2UiQYLT5JMCO1okQiIKBVBVUkdFEhkvdjEvc2hlbHZlcy97c2hlbGZ9OnB1cmdlKhMvdjEvc2hlbHZlcy97c2hlbGZ9EqABCg1Bbm5vdGF0ZVNoZWxmEigudHJhbnNjb2Rpbmd0ZXN0LnYxLkFubm90YXRlU2hlbGZSZXF1ZXN0GikudHJhbnNjb2Rpbmd0ZXN0LnYxLkFubm90YXRlU2hlbGZSZXNwb25zZSI6gtPkkwI0OgdwYXlsb2FkYgdwYXlsb2FkIiAvdjEvc2hlbHZlcy97c2hlbGZ9L2Fubm90YXRpb25zLxJ4CgpXYXRjaFNoZWxmEiUudHJhbnNjb2Rpbmd0ZXN0LnYxLldhdGNoU2hlbGZSZXF1ZXN0GiYudHJhbnNjb2Rpbmd0ZXN0LnYxLldhdGNoU2hlbGZSZXNwb25zZSIZgtPkkwITEhEvdjEvd2F0Y2gve3NoZWxmfTABYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_wrappers]);
 
 /**
  * @generated from message transcodingtest.v1.Book
@@ -84,6 +84,16 @@ export type GetBookRequest = Message<"transcodingtest.v1.GetBookRequest"> & {
    * @generated from field: transcodingtest.v1.Filter filter = 5;
    */
   filter?: Filter | undefined;
+
+  /**
+   * @generated from field: bool include_drafts = 6;
+   */
+  includeDrafts: boolean;
+
+  /**
+   * @generated from field: google.protobuf.Int32Value page_size = 7;
+   */
+  pageSize?: number | undefined;
 };
 
 /**
@@ -106,6 +116,16 @@ export type Filter = Message<"transcodingtest.v1.Filter"> & {
    * @generated from field: int32 min_year = 2;
    */
   minYear: number;
+
+  /**
+   * @generated from field: int64 max_pages = 3;
+   */
+  maxPages: bigint;
+
+  /**
+   * @generated from field: transcodingtest.v1.Genre genre = 4;
+   */
+  genre: Genre;
 };
 
 /**
@@ -282,6 +302,110 @@ export const DeleteShelfResponseSchema: GenMessage<DeleteShelfResponse> = /*@__P
   messageDesc(file_transcodingtest_v1_library, 10);
 
 /**
+ * @generated from message transcodingtest.v1.AnnotateShelfRequest
+ */
+export type AnnotateShelfRequest = Message<"transcodingtest.v1.AnnotateShelfRequest"> & {
+  /**
+   * @generated from field: string shelf = 1;
+   */
+  shelf: string;
+
+  /**
+   * @generated from field: google.protobuf.Struct payload = 2;
+   */
+  payload?: JsonObject | undefined;
+};
+
+/**
+ * Describes the message transcodingtest.v1.AnnotateShelfRequest.
+ * Use `create(AnnotateShelfRequestSchema)` to create a new message.
+ */
+export const AnnotateShelfRequestSchema: GenMessage<AnnotateShelfRequest> = /*@__PURE__*/
+  messageDesc(file_transcodingtest_v1_library, 11);
+
+/**
+ * @generated from message transcodingtest.v1.AnnotateShelfResponse
+ */
+export type AnnotateShelfResponse = Message<"transcodingtest.v1.AnnotateShelfResponse"> & {
+  /**
+   * @generated from field: google.protobuf.Struct payload = 1;
+   */
+  payload?: JsonObject | undefined;
+
+  /**
+   * @generated from field: string shelf = 2;
+   */
+  shelf: string;
+};
+
+/**
+ * Describes the message transcodingtest.v1.AnnotateShelfResponse.
+ * Use `create(AnnotateShelfResponseSchema)` to create a new message.
+ */
+export const AnnotateShelfResponseSchema: GenMessage<AnnotateShelfResponse> = /*@__PURE__*/
+  messageDesc(file_transcodingtest_v1_library, 12);
+
+/**
+ * @generated from message transcodingtest.v1.WatchShelfRequest
+ */
+export type WatchShelfRequest = Message<"transcodingtest.v1.WatchShelfRequest"> & {
+  /**
+   * @generated from field: string shelf = 1;
+   */
+  shelf: string;
+};
+
+/**
+ * Describes the message transcodingtest.v1.WatchShelfRequest.
+ * Use `create(WatchShelfRequestSchema)` to create a new message.
+ */
+export const WatchShelfRequestSchema: GenMessage<WatchShelfRequest> = /*@__PURE__*/
+  messageDesc(file_transcodingtest_v1_library, 13);
+
+/**
+ * @generated from message transcodingtest.v1.WatchShelfResponse
+ */
+export type WatchShelfResponse = Message<"transcodingtest.v1.WatchShelfResponse"> & {
+  /**
+   * @generated from field: string event = 1;
+   */
+  event: string;
+};
+
+/**
+ * Describes the message transcodingtest.v1.WatchShelfResponse.
+ * Use `create(WatchShelfResponseSchema)` to create a new message.
+ */
+export const WatchShelfResponseSchema: GenMessage<WatchShelfResponse> = /*@__PURE__*/
+  messageDesc(file_transcodingtest_v1_library, 14);
+
+/**
+ * @generated from enum transcodingtest.v1.Genre
+ */
+export enum Genre {
+  /**
+   * @generated from enum value: GENRE_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * @generated from enum value: GENRE_FICTION = 1;
+   */
+  FICTION = 1,
+
+  /**
+   * @generated from enum value: GENRE_HISTORY = 2;
+   */
+  HISTORY = 2,
+}
+
+/**
+ * Describes the enum transcodingtest.v1.Genre.
+ */
+export const GenreSchema: GenEnum<Genre> = /*@__PURE__*/
+  enumDesc(file_transcodingtest_v1_library, 0);
+
+/**
  * LibraryService exists only to prove the REST transcoder is generic: it has bindings of
  * every shape the HttpRule grammar allows.
  *
@@ -329,7 +453,7 @@ export const LibraryService: GenService<{
     output: typeof UpdateNoteResponseSchema;
   },
   /**
-   * DELETE with no body and a custom method kind.
+   * DELETE with no body, and a custom method kind as an additional binding.
    *
    * @generated from rpc transcodingtest.v1.LibraryService.DeleteShelf
    */
@@ -337,6 +461,27 @@ export const LibraryService: GenService<{
     methodKind: "unary";
     input: typeof DeleteShelfRequestSchema;
     output: typeof DeleteShelfResponseSchema;
+  },
+  /**
+   * The shape of the gateway's own REST binding: a trailing `/`, a google.protobuf.Struct
+   * body field and the same field as response_body.
+   *
+   * @generated from rpc transcodingtest.v1.LibraryService.AnnotateShelf
+   */
+  annotateShelf: {
+    methodKind: "unary";
+    input: typeof AnnotateShelfRequestSchema;
+    output: typeof AnnotateShelfResponseSchema;
+  },
+  /**
+   * Server streaming: the transcoder serves unary methods only, so this gets no route.
+   *
+   * @generated from rpc transcodingtest.v1.LibraryService.WatchShelf
+   */
+  watchShelf: {
+    methodKind: "server_streaming";
+    input: typeof WatchShelfRequestSchema;
+    output: typeof WatchShelfResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_transcodingtest_v1_library, 0);

@@ -1,0 +1,95 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { HttpExchange } from "./http-exchange.js";
+import { canRespond, setResponseHeaders, type NodeResponse } from "./node-response.js";
+
+/**
+ * The HttpExchange of one REST call. The transcoder reads `raw` and `streaming` after the
+ * handler returns to decide who writes the response.
+ */
+export class NodeHttpExchange implements HttpExchange {
+  /** Set by respondRaw: the body to send instead of the response message. */
+  raw: { body: Uint8Array | string; contentType: string } | undefined;
+  /** Set by stream: settles when the streamed response is over. */
+  streaming: Promise<void> | undefined;
+
+  constructor(
+    readonly httpMethod: string,
+    readonly path: string,
+    readonly requestBody: Uint8Array,
+    private readonly res: NodeResponse,
+    private readonly responseHeader: Headers,
+    /** The handler context's signal: aborted when the caller goes away, at the deadline or on shutdown. */
+    private readonly signal: AbortSignal,
+  ) {}
+
+  respondRaw(body: Uint8Array | string, contentType: string): void {
+    if (this.streaming !== undefined) {
+      throw new ConnectError("respondRaw() after stream()", Code.Internal);
+    }
+    this.raw = { body, contentType };
+  }
+
+  stream(contentType: string, chunks: AsyncIterable<Uint8Array | string>): Promise<void> {
+    if (this.streaming !== undefined || this.raw !== undefined || !canRespond(this.res)) {
+      return Promise.reject(new ConnectError("the response was already taken over", Code.Internal));
+    }
+    this.streaming = this.writeStream(contentType, chunks);
+    // The transcoder awaits it too; a handler that doesn't must not cause an unhandled rejection.
+    this.streaming.catch(() => {});
+    return this.streaming;
+  }
+
+  private async writeStream(contentType: string, chunks: AsyncIterable<Uint8Array | string>): Promise<void> {
+    const { res } = this;
+    const gone = rejectOnAbort(this.signal);
+    setResponseHeaders(res, this.responseHeader);
+    res.setHeader("content-type", contentType);
+    res.writeHead(200);
+    (res as { flushHeaders?: () => void }).flushHeaders?.();
+    const iterator = chunks[Symbol.asyncIterator]();
+    try {
+      for (;;) {
+        if (this.signal.aborted) throw this.signal.reason;
+        const next = await Promise.race([iterator.next(), gone.promise]);
+        if (next.done === true) break;
+        if (!(res as { write(chunk: Uint8Array | string): boolean }).write(next.value)) {
+          await Promise.race([drain(res), gone.promise]);
+        }
+      }
+    } catch (e) {
+      if (this.signal.aborted) {
+        iterator.return?.().catch(() => {});
+        throw ConnectError.from(this.signal.reason, Code.Canceled);
+      }
+      res.end();
+      throw e;
+    } finally {
+      gone.dispose();
+    }
+    res.end();
+  }
+}
+
+/** A promise that rejects when the signal aborts, and a way to stop listening. */
+function rejectOnAbort(signal: AbortSignal): { promise: Promise<never>; dispose(): void } {
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  promise.catch(() => {});
+  return { promise, dispose: () => signal.removeEventListener("abort", onAbort) };
+}
+
+function drain(res: NodeResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
+  });
+}

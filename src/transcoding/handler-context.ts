@@ -1,0 +1,65 @@
+import {
+  Code,
+  ConnectError,
+  createContextValues,
+  type ContextValues,
+  type HandlerContext,
+} from "@connectrpc/connect";
+import type { DescMethod, DescService } from "@bufbuild/protobuf";
+
+export interface RestHandlerContextInit {
+  service: DescService;
+  method: DescMethod;
+  protocolName: string;
+  requestMethod: string;
+  url: string;
+  timeoutMs?: number;
+  shutdownSignal?: AbortSignal;
+  requestHeader: Headers;
+  contextValues?: ContextValues;
+}
+
+export interface RestHandlerContext extends HandlerContext {
+  /** Aborts the signal (once) and releases the deadline timer and the shutdown listener. */
+  abort(reason?: unknown): void;
+}
+
+/**
+ * The HandlerContext of a REST call, with the semantics of connect's createHandlerContext
+ * (the signal aborts at the deadline, on shutdown and on abort()) but one AbortController
+ * instead of three: on Node.js 20 each costs several µs per call, and this is the hot path.
+ */
+export function createRestHandlerContext(init: RestHandlerContextInit): RestHandlerContext {
+  const controller = new AbortController();
+  const { shutdownSignal, timeoutMs } = init;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let deadline: number | undefined;
+  const onShutdown = () => abort(shutdownSignal?.reason);
+  function abort(reason?: unknown) {
+    if (timer !== undefined) clearTimeout(timer);
+    shutdownSignal?.removeEventListener("abort", onShutdown);
+    if (!controller.signal.aborted) controller.abort(reason);
+  }
+  if (timeoutMs !== undefined) {
+    deadline = Date.now() + timeoutMs;
+    timer = setTimeout(() => abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeoutMs);
+  }
+  if (shutdownSignal !== undefined) {
+    if (shutdownSignal.aborted) onShutdown();
+    else shutdownSignal.addEventListener("abort", onShutdown);
+  }
+  return {
+    service: init.service,
+    method: init.method,
+    protocolName: init.protocolName,
+    requestMethod: init.requestMethod,
+    url: init.url,
+    signal: controller.signal,
+    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
+    requestHeader: init.requestHeader,
+    responseHeader: new Headers(),
+    responseTrailer: new Headers(),
+    values: init.contextValues ?? createContextValues(),
+    abort,
+  };
+}

@@ -1,0 +1,238 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { createRegistry, type DescMethod, type DescService } from "@bufbuild/protobuf";
+import {
+  Code,
+  ConnectError,
+  createServiceImplSpec,
+  type Interceptor,
+  type MethodImplSpec,
+  type ServiceImpl,
+} from "@connectrpc/connect";
+import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import { writeJsonError, type ErrorResponse, type WriteError } from "./error-response.js";
+import { NodeHttpExchange } from "./exchange.js";
+import { createRestHandlerContext } from "./handler-context.js";
+import { kHttpExchange, type HttpExchange } from "./http-exchange.js";
+import { readHttpBindings } from "./http-rule.js";
+import { readRequestBody, requestHeaders, requestUrl, type NodeRequest } from "./node-request.js";
+import { canRespond, endResponse, setResponseHeaders, type NodeResponse } from "./node-response.js";
+import { parsePathTemplate, type PathTemplate } from "./path-template.js";
+import { buildRequestMessage, compileRequestPlan, type RequestPlan } from "./request-message.js";
+import { compileResponseSerializer, type ResponseSerializer } from "./response.js";
+import { createRouter, type Route } from "./router.js";
+
+/**
+ * A service and its implementation, as given to ConnectRouter.service(). `impl` is typed
+ * loosely so that the implementation of any generated service fits in one array.
+ */
+export interface TranscodedService {
+  service: DescService;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  impl: Partial<ServiceImpl<any>>;
+}
+
+export interface TranscoderOptions {
+  /**
+   * Services with their implementations. Every unary method with a google.api.http option
+   * gets a route per binding; streaming methods get none (they are served by gRPC and
+   * Connect; a REST handler streams with HttpExchange.stream instead).
+   */
+  services: TranscodedService[];
+  /** Run around every call, as connect-node runs them for gRPC and Connect. Default: none. */
+  interceptors?: Interceptor[];
+  /** Largest request body in bytes; larger is RESOURCE_EXHAUSTED with cause { httpStatus: 413 }. Default 8 MiB. */
+  maxBodyBytes?: number;
+  /** Builds the error response. Default: status httpStatusOf(error), JSON body {"code":"not_found","message":"..."}. */
+  writeError?: WriteError;
+  /** Aborts the handler context signal of every call in flight. Default: none. */
+  shutdownSignal?: AbortSignal;
+  /** Upper bound for a call's duration in ms: the handler context's deadline. Default: none. */
+  maxTimeoutMs?: number;
+}
+
+export interface Transcoder {
+  /**
+   * Serves the request when its path matches a route and returns true; returns false
+   * (touching nothing) when no route's path matches, so the server can fall through. Path
+   * matches but method doesn't: 405 with an Allow header (returns true).
+   */
+  handle(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): boolean;
+  readonly routes: ReadonlyArray<{ httpMethod: string; template: string; method: DescMethod }>;
+}
+
+/** The HandlerContext.protocolName of a call that arrived on a REST binding. */
+export const restProtocolName = "rest";
+
+interface RouteTarget {
+  readonly spec: MethodImplSpec;
+  readonly plan: RequestPlan;
+  readonly serialize: ResponseSerializer;
+}
+
+const defaultMaxBodyBytes = 8 * 1024 * 1024;
+const emptyBody = new Uint8Array(0);
+const callComplete = new DOMException("The call is complete.", "AbortError");
+
+/** Builds the REST transcoder; throws when a service's HTTP rules are invalid. */
+export function createTranscoder(options: TranscoderOptions): Transcoder {
+  const opt = validateTranscoderOptions(options);
+  const routes = compileRoutes(opt.services);
+  const router = createRouter(routes);
+
+  async function serve(route: Route<RouteTarget>, values: string[], req: NodeRequest, res: NodeResponse, path: string, query: string) {
+    const { spec, plan, serialize } = route.target;
+    const context = createRestHandlerContext({
+      service: spec.method.parent,
+      method: spec.method,
+      protocolName: restProtocolName,
+      requestMethod: route.httpMethod,
+      url: requestUrl(req),
+      timeoutMs: opt.maxTimeoutMs,
+      shutdownSignal: opt.shutdownSignal,
+      requestHeader: requestHeaders(req),
+    });
+    let callerGone = false;
+    res.once("close", () => {
+      if (res.writableFinished) return;
+      callerGone = true;
+      context.abort(new ConnectError("the client closed the connection", Code.Canceled));
+    });
+    let exchange: NodeHttpExchange | undefined;
+    try {
+      const body = plan.body.kind === "none" ? emptyBody : await readRequestBody(req, opt.maxBodyBytes);
+      exchange = new NodeHttpExchange(route.httpMethod, path, body, res, context.responseHeader, context.signal);
+      context.values.set(kHttpExchange, exchange);
+      const input = buildRequestMessage(plan, values, query, body);
+      if (spec.kind !== "unary") throw new ConnectError("not a unary method", Code.Internal);
+      const output = await invokeUnaryImplementation(spec, context, input, opt.interceptors);
+      if (exchange.streaming !== undefined) {
+        await exchange.streaming;
+        return;
+      }
+      if (!canRespond(res)) return;
+      setResponseHeaders(res, context.responseHeader);
+      setResponseHeaders(res, context.responseTrailer);
+      if (exchange.raw !== undefined) {
+        endResponse(res, 200, exchange.raw.contentType, exchange.raw.body);
+      } else {
+        endResponse(res, 200, "application/json", serialize(output));
+      }
+    } catch (e) {
+      // As connect-node: a foreign error is a bug, reported without its message.
+      const error = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
+      context.abort(error);
+      if (exchange?.streaming !== undefined) {
+        await exchange.streaming.catch(() => {});
+        if (!res.writableEnded) res.end();
+        return;
+      }
+      if (canRespond(res) && !callerGone) {
+        respondWithError(res, error, context.responseHeader, context.responseTrailer, exchange);
+      }
+    } finally {
+      // As connect-node, the signal aborts when the call is over; a shared reason spares a DOMException per call.
+      context.abort(callComplete);
+    }
+  }
+
+  function respondWithError(res: NodeResponse, error: ConnectError, header: Headers, trailer: Headers, exchange?: HttpExchange) {
+    let response: ErrorResponse;
+    try {
+      response = opt.writeError(error, { responseHeader: header, exchange });
+    } catch {
+      response = writeJsonError(error, { responseHeader: header, exchange });
+    }
+    setResponseHeaders(res, header);
+    setResponseHeaders(res, trailer);
+    setResponseHeaders(res, error.metadata);
+    res.setHeader("content-type", "application/json");
+    for (const [name, value] of Object.entries(response.headers ?? {})) {
+      res.setHeader(name, value);
+    }
+    endResponse(res, response.status, undefined, response.body);
+  }
+
+  return {
+    routes: routes.map((r) => ({ httpMethod: r.httpMethod, template: r.template.source, method: r.target.spec.method })),
+    handle(req, res) {
+      const url = req.url ?? "/";
+      const q = url.indexOf("?");
+      const path = q < 0 ? url : url.slice(0, q);
+      const match = router.find(req.method ?? "", path);
+      if (match === undefined) {
+        return false;
+      }
+      if (match.route === undefined) {
+        const error = new ConnectError(`method ${req.method} is not allowed on ${path}`, Code.Unimplemented, undefined, undefined, { httpStatus: 405 });
+        res.setHeader("allow", match.allow.join(", "));
+        respondWithError(res, error, new Headers(), new Headers());
+        return true;
+      }
+      serve(match.route, match.values, req, res, path, q < 0 ? "" : url.slice(q + 1)).catch(() => {
+        // Only a failure to write the response gets here; nothing more can be told to the caller.
+        if (canRespond(res)) endResponse(res, 500, "application/json", '{"code":"internal","message":"internal error"}');
+        else if (!res.writableEnded) res.end();
+      });
+      return true;
+    },
+  };
+}
+
+function validateTranscoderOptions(options: TranscoderOptions) {
+  const maxBodyBytes = options.maxBodyBytes ?? defaultMaxBodyBytes;
+  if (!Number.isSafeInteger(maxBodyBytes) || maxBodyBytes < 0) {
+    throw new Error(`maxBodyBytes must be a non-negative integer, got ${options.maxBodyBytes}`);
+  }
+  const { maxTimeoutMs } = options;
+  if (maxTimeoutMs !== undefined && !(Number.isFinite(maxTimeoutMs) && maxTimeoutMs > 0)) {
+    throw new Error(`maxTimeoutMs must be a positive number, got ${maxTimeoutMs}`);
+  }
+  return {
+    services: options.services,
+    interceptors: options.interceptors ?? [],
+    maxBodyBytes,
+    writeError: options.writeError ?? writeJsonError,
+    shutdownSignal: options.shutdownSignal,
+    maxTimeoutMs,
+  };
+}
+
+function compileRoutes(services: TranscoderOptions["services"]): Route<RouteTarget>[] {
+  const registry = createRegistry(...services.map(({ service }) => service.file));
+  const routes: Route<RouteTarget>[] = [];
+  const seen = new Map<string, string>();
+  for (const { service, impl } of services) {
+    const implSpec = createServiceImplSpec(service, impl);
+    for (const method of service.methods) {
+      if (method.methodKind !== "unary") continue;
+      for (const binding of readHttpBindings(method)) {
+        const where = `${service.typeName}.${method.name}: google.api.http ${binding.httpMethod} "${binding.template}"`;
+        const parsed = parsePathTemplate(binding.template);
+        if (parsed.error !== undefined) throw new Error(`${where}: ${parsed.error}`);
+        const template = parsed.value!;
+        const key = `${binding.httpMethod} ${templateShape(template)}`;
+        const other = seen.get(key);
+        if (other !== undefined) throw new Error(`${where}: same route as ${other}`);
+        seen.set(key, where);
+        try {
+          const target: RouteTarget = {
+            spec: implSpec.methods[method.localName],
+            plan: compileRequestPlan(method.input, template, binding.body, registry),
+            serialize: compileResponseSerializer(method.output, binding.responseBody, registry),
+          };
+          routes.push({ httpMethod: binding.httpMethod, template, target });
+        } catch (e) {
+          throw new Error(`${where}: ${e instanceof Error ? e.message : String(e)}`);
+        }
+      }
+    }
+  }
+  return routes;
+}
+
+/** The path a template matches, without variable names: two routes with the same shape collide. */
+function templateShape(template: PathTemplate): string {
+  const parts = template.segments.map((s) => (s.kind === "literal" ? s.value : s.kind === "single" ? "*" : "**"));
+  return "/" + parts.join("/") + (template.verb !== undefined ? ":" + template.verb : "");
+}
