@@ -1,0 +1,67 @@
+import { parseArgs } from "node:util";
+import { ConfigError, loadConfig } from "../config/load.js";
+import { createLogger } from "../logging/logger.js";
+import { startGateway } from "../server/gateway.js";
+
+const USAGE = `Usage: passthrough <command> [options]
+
+Commands:
+  serve [--host H] [--port P]   serve every protocol on one port (default 127.0.0.1:8080)
+
+Every command takes --config FILE (default: $PASSTHROUGH_CONFIG, else ./passthrough.yaml).`;
+
+/** The `passthrough` command; returns the exit code. Reads process.env here, once, for all. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case "serve":
+        return await serve(rest);
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        process.stderr.write(`${USAGE}\n`);
+        return command === undefined ? 2 : 0;
+      default:
+        process.stderr.write(`passthrough: unknown command "${command}"\n${USAGE}\n`);
+        return 2;
+    }
+  } catch (error) {
+    if (error instanceof ConfigError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+      process.stderr.write(`passthrough: ${(error as Error).message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+async function serve(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: "string" }, host: { type: "string" }, port: { type: "string" } },
+    strict: true,
+  });
+  const port = values.port === undefined ? undefined : Number(values.port);
+  if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65535)) {
+    throw new ConfigError(`--port: "${values.port}" is not a port number`);
+  }
+  const { config, file } = loadConfig({ file: values.config, env: process.env, overrides: { host: values.host, port } });
+  const logger = createLogger({ level: config.logging.level });
+  if (file) logger.info({ file }, "configuration loaded");
+  const gateway = await startGateway({ config, env: process.env, logger });
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, "shutting down");
+      gateway.close().then(resolve, (error: unknown) => {
+        logger.error({ err: error }, "shutdown failed");
+        resolve();
+      });
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  logger.flush();
+  return 0;
+}

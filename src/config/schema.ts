@@ -1,0 +1,96 @@
+import { z } from "zod";
+
+/**
+ * The configuration file's schema: every key optional, every default here, unknown keys an
+ * error. Each option's default is written next to it; README.md documents the same table.
+ */
+const providerName = z
+  .string()
+  .min(1)
+  .regex(/^[a-z0-9_]+$/, "lower-case letters, digits and '_' only (names are normalized: 'My-Provider' → 'my_provider')");
+
+export const providerSchema = z.strictObject({
+  name: providerName,
+  /** Where `POST {baseUrl}/chat/completions` goes. Only ever from configuration (no SSRF). Required unless built in. */
+  baseUrl: z.url({ protocol: /^https?$/ }).optional(),
+  /** Name of the environment variable that holds the provider's API key; none: no key sent. */
+  apiKeyEnv: z.string().min(1).optional(),
+  /** `google`: an OAuth token from google-auth-library's application default credentials. */
+  credential: z.enum(["apiKey", "google", "none"]).optional(),
+  /** Extra headers sent to the provider on every call. */
+  headers: z.record(z.string(), z.string()).optional(),
+  /** Bounds the whole call, retries included. Default 120 s. */
+  timeoutMs: z.number().int().positive().optional(),
+  /** Retries on connection failure, 429 and 502/503/504 before any byte was relayed. Default 2. */
+  retries: z.number().int().min(0).max(10).optional(),
+  /** Default: true for configured providers; built-ins are enabled when their key is set. */
+  enabled: z.boolean().optional(),
+});
+
+const tlsSchema = z.strictObject({ cert: z.string().min(1), key: z.string().min(1) });
+
+export const configSchema = z.strictObject({
+  server: z
+    .strictObject({
+      host: z.string().min(1).default("127.0.0.1"),
+      port: z.number().int().min(0).max(65535).default(8080),
+      tls: tlsSchema.optional(),
+      /** Largest request body accepted. Default 8 MiB. */
+      maxBodyBytes: z.number().int().positive().default(8 * 1024 * 1024),
+      /** How long SIGTERM waits for in-flight calls. Default 30 s. */
+      shutdownTimeoutMs: z.number().int().positive().default(30_000),
+    })
+    .prefault({}),
+  upstream: z
+    .strictObject({
+      /** Longest `Retry-After` waited for; a longer one is relayed to the caller. Default 10 s. */
+      retryAfterCapMs: z.number().int().min(0).default(10_000),
+      /** First backoff step; doubles each retry, with full jitter. Default 200 ms. */
+      backoffBaseMs: z.number().int().min(0).default(200),
+      /** Keep-alive connections per provider. Default 128. */
+      connectionsPerProvider: z.number().int().positive().default(128),
+    })
+    .prefault({}),
+  database: z.strictObject({ url: z.string().min(1).default("sqlite:./data/passthrough.db") }).prefault({}),
+  providers: z.array(providerSchema).default([]),
+  auth: z
+    .strictObject({
+      google: z
+        .strictObject({
+          audiences: z.array(z.string().min(1)).min(1),
+          certsFile: z.string().min(1).optional(),
+          emails: z.array(z.string()).optional(),
+          domains: z.array(z.string()).optional(),
+        })
+        .optional(),
+      cors: z.strictObject({ origins: z.array(z.string().min(1)).default([]) }).prefault({}),
+    })
+    .prefault({}),
+  signals: z
+    .strictObject({
+      includeBodies: z.boolean().default(true),
+      sinks: z
+        .array(
+          z.discriminatedUnion("type", [
+            z.strictObject({ type: z.literal("log"), path: z.string().optional() }),
+            z.strictObject({ type: z.literal("webhook"), url: z.url(), secret: z.string().min(1) }),
+            z.strictObject({ type: z.literal("nats"), url: z.string().min(1), subject: z.string().min(1) }),
+            z.strictObject({ type: z.literal("redis"), url: z.string().min(1), stream: z.string().min(1) }),
+            z.strictObject({ type: z.literal("module"), path: z.string().min(1) }),
+          ]),
+        )
+        .default([{ type: "log" }]),
+    })
+    .prefault({}),
+  logging: z
+    .strictObject({
+      level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+      /** The seed's `should_log` switch: log prompt bodies. Default off. */
+      logPrompt: z.boolean().default(false),
+    })
+    .prefault({}),
+});
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type Config = z.output<typeof configSchema>;
+export type ProviderConfig = z.output<typeof providerSchema>;

@@ -1,0 +1,25 @@
+import { pino, type Logger } from "pino";
+
+export type { Logger };
+
+export interface LoggerOptions {
+  level: string;
+  /** Where JSON lines go; default standard output. */
+  destination?: NodeJS.WritableStream;
+}
+
+/**
+ * Structured JSON logs (pino). Authorization headers and keys are redacted by path as a
+ * second line of defence; the code never passes them to the logger in the first place.
+ */
+export function createLogger({ level, destination }: LoggerOptions): Logger {
+  return pino(
+    {
+      level,
+      base: { service: "passthrough" },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: ["authorization", "*.authorization", "headers.authorization", "apiKey", "*.apiKey"], censor: "[redacted]" },
+    },
+    destination ?? pino.destination({ sync: false }),
+  );
+}

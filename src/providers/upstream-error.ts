@@ -1,0 +1,120 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import type { Provider } from "./provider.js";
+
+/**
+ * Why a provider call failed, kept as the ConnectError's `cause`. `httpStatus` is what a REST
+ * caller sees (the transcoder's convention); `upstreamStatus` and `upstreamBody` are what the
+ * provider sent, already scrubbed of the gateway's own secrets.
+ */
+export class UpstreamError extends Error {
+  override name = "UpstreamError";
+
+  constructor(
+    message: string,
+    readonly errorClass: string,
+    readonly httpStatus: number,
+    readonly upstreamStatus?: number,
+    readonly upstreamBody?: unknown,
+    readonly retryAfter?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The ConnectError for a provider's non-2xx answer (SPEC section 8), one place for all statuses. */
+export function errorFromUpstreamStatus(provider: Provider, status: number, bodyText: string, retryAfter?: string): ConnectError {
+  const body = parseErrorBody(scrub(bodyText, provider));
+  if (status === 401 || status === 403) {
+    // The provider refused the gateway's key: the caller can't fix that, and the body may quote the key.
+    return upstreamError(`provider "${provider.name}" rejected the gateway's credentials (HTTP ${status})`, Code.Internal, "UpstreamAuthenticationError", 502, status);
+  }
+  if (status === 429) {
+    const error = upstreamError(`provider "${provider.name}" is rate limiting (HTTP 429)`, Code.ResourceExhausted, "UpstreamRateLimited", 429, status, body, retryAfter);
+    if (retryAfter) error.metadata.set("retry-after", retryAfter);
+    return error;
+  }
+  if (status >= 400 && status < 500) {
+    return upstreamError(`provider "${provider.name}" answered HTTP ${status}${describe(body)}`, codeFromClientStatus(status), "UpstreamClientError", status, status, body);
+  }
+  return upstreamError(`provider "${provider.name}" failed (HTTP ${status})${describe(body)}`, Code.Unavailable, "UpstreamUnavailable", 502, status, body);
+}
+
+/** A provider that could not be reached, or whose connection broke before it answered. */
+export function errorFromConnectionFailure(provider: Provider, error: unknown): ConnectError {
+  const reason = (error as { code?: string }).code ?? "connection failed";
+  return upstreamError(`provider "${provider.name}" could not be reached (${reason})`, Code.Unavailable, "UpstreamConnectionError", 502);
+}
+
+/** A 2xx answer that is not what a chat-completion provider sends. */
+export function errorFromBadAnswer(provider: Provider, what: string): ConnectError {
+  return upstreamError(`provider "${provider.name}" answered with ${what}`, Code.Unavailable, "UpstreamBadResponse", 502);
+}
+
+export function errorFromTimeout(provider: Provider): ConnectError {
+  return upstreamError(`provider "${provider.name}" did not answer within ${provider.timeoutMs} ms`, Code.DeadlineExceeded, "UpstreamTimeout", 504);
+}
+
+/** The stream broke after it had started: nothing can be retried or re-sent. */
+export function errorFromBrokenStream(provider: Provider, error: unknown): ConnectError {
+  if (error instanceof ConnectError) return error;
+  const reason = (error as { code?: string }).code ?? "connection lost";
+  return upstreamError(`provider "${provider.name}" stream broke off (${reason})`, Code.Unavailable, "UpstreamStreamError", 502);
+}
+
+function upstreamError(
+  message: string,
+  code: Code,
+  errorClass: string,
+  httpStatus: number,
+  upstreamStatus?: number,
+  upstreamBody?: unknown,
+  retryAfter?: string,
+): ConnectError {
+  const cause = new UpstreamError(message, errorClass, httpStatus, upstreamStatus, upstreamBody, retryAfter);
+  return new ConnectError(message, code, undefined, undefined, cause);
+}
+
+/** HTTP client-error statuses to the gRPC codes that mean the same. */
+function codeFromClientStatus(status: number): Code {
+  switch (status) {
+    case 400:
+    case 422:
+      return Code.InvalidArgument;
+    case 404:
+      return Code.NotFound;
+    case 408:
+      return Code.DeadlineExceeded;
+    case 409:
+      return Code.Aborted;
+    case 412:
+      return Code.FailedPrecondition;
+    case 413:
+      return Code.ResourceExhausted;
+    default:
+      return Code.FailedPrecondition;
+  }
+}
+
+function parseErrorBody(text: string): unknown {
+  if (text === "") return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text.length > 2048 ? `${text.slice(0, 2048)}…` : text;
+  }
+}
+
+/** `: <the provider's own error message>` when it has the usual `{"error": {"message"}}` shape. */
+function describe(body: unknown): string {
+  const message = (body as { error?: { message?: unknown } } | undefined)?.error?.message;
+  return typeof message === "string" ? `: ${message.slice(0, 500)}` : "";
+}
+
+/** Removes the gateway's own secrets from text a provider sent, in case it echoes them. */
+export function scrub(text: string, provider: Provider): string {
+  let out = text;
+  for (const secret of provider.credential.secrets) {
+    if (secret && out.includes(secret)) out = out.split(secret).join("[redacted]");
+  }
+  return out;
+}

@@ -1,0 +1,115 @@
+import type { AddressInfo } from "node:net";
+import { readFileSync } from "node:fs";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Config } from "../config/schema.js";
+import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
+import { createErrorBoundaryInterceptor } from "../interceptors/error-boundary.js";
+import type { Logger } from "../logging/logger.js";
+import { createProviderRegistry } from "../providers/registry.js";
+import { createUpstreamClient } from "../providers/upstream.js";
+import { createPassthroughService } from "../service/passthrough-service.js";
+import { writeRestError } from "../service/rest-errors.js";
+import { createTranscoder } from "../transcoding/transcoder.js";
+import { createListener, type NodeHandler } from "./listener.js";
+import { setNoCacheHeaders } from "./no-cache.js";
+
+export interface GatewayOptions {
+  config: Config;
+  /** The environment, for provider keys; read by the registry once, at start. */
+  env: NodeJS.ProcessEnv;
+  logger: Logger;
+}
+
+export interface Gateway {
+  /** `http://host:port` as bound (port 0 in the config picks a free one). */
+  readonly url: string;
+  readonly address: AddressInfo;
+  /** Graceful stop: refuse new calls, let in-flight ones finish until the deadline, then close. */
+  close(): Promise<void>;
+}
+
+/** The composition root: builds every part from the configuration and serves them on one port. */
+export async function startGateway({ config, env, logger }: GatewayOptions): Promise<Gateway> {
+  const providers = createProviderRegistry(config.providers, env);
+  const upstream = createUpstreamClient(config.upstream);
+  const service = createPassthroughService({ providers, upstream });
+  const interceptors = [createErrorBoundaryInterceptor(logger)];
+  const shutdown = new AbortController();
+
+  const transcoder = createTranscoder({
+    services: [{ service: PassthroughService, impl: service }],
+    interceptors,
+    maxBodyBytes: config.server.maxBodyBytes,
+    writeError: writeRestError,
+    shutdownSignal: shutdown.signal,
+  });
+  const rpc = connectNodeAdapter({
+    routes: (router) => router.service(PassthroughService, service),
+    interceptors,
+    readMaxBytes: config.server.maxBodyBytes,
+    shutdownSignal: shutdown.signal,
+    fallback: (req, res) => notFound(req, res),
+  });
+
+  let ready = true;
+  let inFlight = 0;
+  let idle: (() => void) | undefined;
+  const handler: NodeHandler = (req, res) => {
+    setNoCacheHeaders(res);
+    inFlight++;
+    res.once("close", () => {
+      if (--inFlight === 0) idle?.();
+    });
+    const path = req.url ?? "/";
+    if (path === "/healthz" || path === "/readyz") {
+      const ok = path === "/healthz" || ready;
+      res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
+      res.end(ok ? '{"status":"ok"}' : '{"status":"shutting down"}');
+      return;
+    }
+    if (transcoder.handle(req, res)) return;
+    rpc(req, res);
+  };
+
+  const listener = createListener({
+    handler,
+    tls: config.server.tls && { cert: readFileSync(config.server.tls.cert), key: readFileSync(config.server.tls.key) },
+  });
+  await new Promise<void>((resolve, reject) => {
+    listener.server.once("error", reject);
+    listener.server.listen(config.server.port, config.server.host, () => resolve());
+  });
+  const address = listener.server.address() as AddressInfo;
+  const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+  const url = `${config.server.tls ? "https" : "http"}://${host}:${address.port}`;
+  logger.info({ url, providers: providers.list().map((p) => p.name) }, "passthrough listening");
+
+  return {
+    url,
+    address,
+    async close() {
+      ready = false;
+      listener.stopAccepting();
+      if (inFlight > 0) {
+        const drained = new Promise<void>((resolve) => (idle = resolve));
+        const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.server.shutdownTimeoutMs).unref());
+        await Promise.race([drained, deadline]);
+      }
+      shutdown.abort();
+      listener.destroyConnections();
+      await upstream.close();
+      logger.info("passthrough stopped");
+    },
+  };
+}
+
+/** No REST route and no RPC procedure: 404 in the REST error envelope. */
+function notFound(req: { method?: string; url?: string }, res: { writeHead(status: number, headers: Record<string, string>): unknown; end(body: string): unknown }): void {
+  const responseHeader = new Headers();
+  const path = (req.url ?? "/").split("?")[0].slice(0, 200);
+  const error = new ConnectError(`no route for ${req.method} ${path}`, Code.NotFound);
+  const { status, headers, body } = writeRestError(error, { responseHeader });
+  res.writeHead(status, { ...Object.fromEntries(responseHeader), ...headers });
+  res.end(body);
+}
