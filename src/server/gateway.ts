@@ -3,16 +3,23 @@ import { readFileSync } from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import type { Config } from "../config/schema.js";
+import { Health } from "../gen/grpc/health/v1/health_pb.js";
+import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import { createErrorBoundaryInterceptor } from "../interceptors/error-boundary.js";
+import { createMetricsInterceptor } from "../interceptors/metrics.js";
 import type { Logger } from "../logging/logger.js";
 import { createProviderRegistry } from "../providers/registry.js";
 import { createUpstreamClient } from "../providers/upstream.js";
 import { createPassthroughService } from "../service/passthrough-service.js";
 import { writeRestError } from "../service/rest-errors.js";
 import { createTranscoder } from "../transcoding/transcoder.js";
+import { createHealthService } from "./health.js";
 import { createListener, type NodeHandler } from "./listener.js";
+import { createMetricsHandler, createMetricsRegistry } from "./metrics.js";
 import { setNoCacheHeaders } from "./no-cache.js";
+import { createReflectionService, createReflectionV1alphaService } from "./reflection.js";
 
 export interface GatewayOptions {
   config: Config;
@@ -34,8 +41,14 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
   const providers = createProviderRegistry(config.providers, env);
   const upstream = createUpstreamClient(config.upstream);
   const service = createPassthroughService({ providers, upstream });
-  const interceptors = [createErrorBoundaryInterceptor(logger)];
+  const metrics = createMetricsRegistry();
+  const interceptors = [
+    createMetricsInterceptor(metrics, { providers: providers.list().map((p) => p.name) }),
+    createErrorBoundaryInterceptor(logger),
+  ];
   const shutdown = new AbortController();
+  const draining = new AbortController();
+  const served = [PassthroughService, Health, ServerReflection, ServerReflectionV1alpha];
 
   const transcoder = createTranscoder({
     services: [{ service: PassthroughService, impl: service }],
@@ -45,7 +58,12 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
     shutdownSignal: shutdown.signal,
   });
   const rpc = connectNodeAdapter({
-    routes: (router) => router.service(PassthroughService, service),
+    routes: (router) =>
+      router
+        .service(PassthroughService, service)
+        .service(Health, createHealthService({ services: [PassthroughService], draining: draining.signal }))
+        .service(ServerReflection, createReflectionService(served))
+        .service(ServerReflectionV1alpha, createReflectionV1alphaService(served)),
     interceptors,
     readMaxBytes: config.server.maxBodyBytes,
     shutdownSignal: shutdown.signal,
@@ -55,6 +73,7 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
   let ready = true;
   let inFlight = 0;
   let idle: (() => void) | undefined;
+  const serveMetrics = createMetricsHandler(metrics);
   const handler: NodeHandler = (req, res) => {
     setNoCacheHeaders(res);
     inFlight++;
@@ -68,6 +87,7 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
       res.end(ok ? '{"status":"ok"}' : '{"status":"shutting down"}');
       return;
     }
+    if (path === "/metrics") return serveMetrics(req, res);
     if (transcoder.handle(req, res)) return;
     rpc(req, res);
   };
@@ -90,6 +110,7 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
     address,
     async close() {
       ready = false;
+      draining.abort();
       listener.stopAccepting();
       if (inFlight > 0) {
         const drained = new Promise<void>((resolve) => (idle = resolve));
