@@ -1,0 +1,119 @@
+// Starting the gateway under test: build it, write a config in a temp dir pointing at the test
+// providers, create an API key with its own CLI, spawn `passthrough serve` and wait for /healthz.
+import { execFile, type ChildProcess } from "node:child_process";
+import { existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { promisify } from "node:util";
+import { freePort, spawnTracked, stopChild } from "./proc.js";
+
+const run = promisify(execFile);
+
+export interface GatewayHandle {
+  child: ChildProcess;
+  port: number;
+  /** Value of the authorization header, when a key could be created. */
+  authorization?: string;
+  notes: string[];
+}
+
+export interface GatewayOptions {
+  root: string;
+  workDir: string;
+  providers: Array<{ name: string; port: number }>;
+  startTimeoutMs: number;
+  extraYaml?: string;
+}
+
+/** The gateway's environment: ours, minus anything that would point it at shared state. */
+function gatewayEnv(): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of ["DATABASE_URL", "REDIS_URL", "PASSTHROUGH_CONFIG", "NATS_URL"]) delete env[name];
+  return env;
+}
+
+export async function buildGateway(root: string): Promise<string | undefined> {
+  try {
+    await run("npm", ["run", "--silent", "build"], { cwd: root, timeout: 180_000, maxBuffer: 16 << 20 });
+    return undefined;
+  } catch (error) {
+    const output = error as { stdout?: string; stderr?: string; message?: string };
+    const text = `${output.stdout ?? ""}${output.stderr ?? ""}`.trim() || String(output.message);
+    return text.split("\n").slice(0, 8).join("\n");
+  }
+}
+
+function writeConfig(options: GatewayOptions): string {
+  const providers = options.providers
+    .map(({ name, port }) => `  - { name: ${name}, baseUrl: "http://127.0.0.1:${port}/v1" }`)
+    .join("\n");
+  const yaml = `server: { host: 127.0.0.1, port: 0 }\nproviders:\n${providers}\nlogging: { level: warn }\n${options.extraYaml ?? ""}`;
+  const file = path.join(options.workDir, "passthrough.yaml");
+  writeFileSync(file, yaml);
+  return file;
+}
+
+async function createKey(cli: string, config: string, workDir: string): Promise<{ key?: string; note?: string }> {
+  try {
+    const { stdout } = await run(process.execPath, [cli, "keys", "create", "--name", "bench", "--config", config], {
+      cwd: workDir,
+      env: gatewayEnv(),
+      timeout: 20_000,
+    });
+    const key = stdout.trim().split("\n").pop()?.trim();
+    return key ? { key } : { note: "`passthrough keys create` printed nothing; calling without a key" };
+  } catch (error) {
+    const output = error as { stderr?: string; message?: string };
+    const reason = (output.stderr?.trim() || String(output.message)).split("\n")[0];
+    return { note: `\`passthrough keys create\` failed (${reason}); calling without a key` };
+  }
+}
+
+async function healthy(port: number): Promise<boolean> {
+  try {
+    const response = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(1000) });
+    await response.arrayBuffer();
+    return response.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+function logTail(file: string): string {
+  try {
+    return readFileSync(file, "utf8").trim().split("\n").slice(-8).join("\n");
+  } catch {
+    return "";
+  }
+}
+
+/** Starts the gateway; throws with the reason (and its log's tail) when it is not healthy in time. */
+export async function startGateway(options: GatewayOptions): Promise<GatewayHandle> {
+  const notes: string[] = [];
+  const cli = path.join(options.root, "bin/passthrough.js");
+  if (!existsSync(path.join(options.root, "dist/cli/main.js"))) throw new Error("dist/cli/main.js does not exist (the gateway is not built)");
+  const config = writeConfig(options);
+  const { key, note } = await createKey(cli, config, options.workDir);
+  if (note) notes.push(note);
+
+  const port = await freePort();
+  const logFile = path.join(options.workDir, "gateway.log");
+  const log = openSync(logFile, "a");
+  const child = spawnTracked(process.execPath, [cli, "serve", "--config", config, "--port", String(port)], {
+    cwd: options.workDir,
+    env: gatewayEnv(),
+    stdio: ["ignore", log, log],
+  });
+  let exited: string | undefined;
+  child.once("exit", (code, signal) => {
+    exited = `exited with code ${code}, signal ${signal}`;
+  });
+  const deadline = Date.now() + options.startTimeoutMs;
+  while (Date.now() < deadline && !exited) {
+    if (await healthy(port)) return { child, port, authorization: key ? `Bearer ${key}` : undefined, notes };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const reason = exited ?? `GET /healthz did not answer 200 within ${options.startTimeoutMs / 1000} s`;
+  await stopChild(child, 2000);
+  const tail = logTail(logFile);
+  throw new Error(`gateway ${reason}${tail ? `; its log ends with:\n${tail}` : ""}`);
+}

@@ -1,0 +1,209 @@
+// The benchmark (npm run bench): starts the test provider, the bare proxy and the gateway, drives
+// each scenario from separate load processes, interleaving targets in every round, and prints one
+// table per scenario with the targets' PASS/MISS. See test/bench/README.md.
+import { execFileSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { buildGateway, startGateway, type GatewayHandle } from "./gateway.js";
+import { killAllChildren, startPortPrinter, stopChild } from "./proc.js";
+import { BARE, DIRECT, GATEWAY, GATEWAY_CONNECT, Results, tables, verdicts, verdictTable } from "./report.js";
+import { Bench, type HttpTarget } from "./scenarios.js";
+import { chatBody, readSettings } from "./settings.js";
+import { median } from "./stats.js";
+
+const benchDir = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(benchDir, "../..");
+
+const log = (line: string): void => void process.stderr.write(`${line}\n`);
+
+/**
+ * Writes plain-JS copies of the provider and bare proxy (type annotations stripped by TypeScript)
+ * so they run without a loader thread, like the built gateway; falls back to running them with tsx.
+ */
+async function serverArgs(name: "provider" | "bare-proxy"): Promise<string[]> {
+  const source = path.join(benchDir, `${name}.ts`);
+  try {
+    const ts = (await import("typescript")).default;
+    const out = path.join(benchDir, ".out");
+    mkdirSync(out, { recursive: true });
+    const compiled = ts.transpileModule(readFileSync(source, "utf8"), {
+      compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 },
+    }).outputText;
+    const file = path.join(out, `${name}.mjs`);
+    writeFileSync(file, compiled);
+    return [file];
+  } catch (error) {
+    log(`note: could not transpile ${name}.ts (${String(error)}); running it with tsx`);
+    return ["--import", "tsx", source];
+  }
+}
+
+function gitRevision(): string {
+  try {
+    return execFileSync("git", ["describe", "--always", "--dirty"], { cwd: root }).toString().trim();
+  } catch {
+    return "unknown";
+  }
+}
+
+/** Runs `task`, turning a failure into a note instead of ending the benchmark. */
+async function attempt(bench: Bench, what: string, task: () => Promise<void>): Promise<void> {
+  try {
+    await task();
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    bench.notes.push(`${what}: ${message.split("\n")[0]}`);
+    log(`  ${what} failed: ${message}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const settings = readSettings();
+  const started = new Date();
+  const cpus = os.cpus();
+  const header = `${started.toISOString()} · ${cpus[0]?.model ?? "unknown CPU"} · ${cpus.length} cores · Node ${process.version} · passthrough ${gitRevision()}`;
+  const knobs = `duration ${settings.durationS} s + ${settings.warmupS} s warm-up · ${settings.rounds} rounds (medians) · concurrency ${settings.connections} · SSE ${settings.sseSequential} sequential + ${settings.sseConcurrentRequests} concurrent streams of ${settings.sseChunks} chunks every ${settings.sseIntervalMs} ms · ${settings.streams} open streams of ${settings.streamChunks} chunks every ${settings.streamIntervalMs} ms, opened over ${settings.streamRampMs} ms · provider latency ${settings.providerLatencyMs} ms`;
+  log(`passthrough benchmark\n${header}\n${knobs}`);
+
+  const workDir = mkdtempSync(path.join(os.tmpdir(), "passthrough-bench-"));
+  process.once("exit", () => rmSync(workDir, { recursive: true, force: true }));
+  const bench = new Bench(settings);
+  const servers: ChildProcess[] = [];
+  try {
+    const providerArgs = await serverArgs("provider");
+    const bareArgs = await serverArgs("bare-proxy");
+    const provider = await startPortPrinter(
+      [...providerArgs, "--port", "0", "--latency-ms", String(settings.providerLatencyMs), "--chunks", String(settings.sseChunks), "--chunk-interval-ms", String(settings.sseIntervalMs)],
+      { name: "provider" },
+    );
+    servers.push(provider.child);
+    const bare = await startPortPrinter([...bareArgs, "--port", "0", "--target", `http://127.0.0.1:${provider.port}`], { name: "bare proxy" });
+    servers.push(bare.child);
+
+    const wantStreams = settings.scenarios.has("streams");
+    const slowProvider = wantStreams
+      ? await startPortPrinter([...providerArgs, "--port", "0", "--chunks", String(settings.streamChunks), "--chunk-interval-ms", String(settings.streamIntervalMs)], { name: "slow provider" })
+      : undefined;
+    const slowBare = slowProvider
+      ? await startPortPrinter(
+          [...bareArgs, "--port", "0", "--target", `http://127.0.0.1:${slowProvider.port}`, "--connections", String(settings.streams + 16)],
+          { name: "slow bare proxy" },
+        )
+      : undefined;
+    for (const server of [slowProvider, slowBare]) if (server) servers.push(server.child);
+
+    let gateway: GatewayHandle | undefined;
+    if (!settings.gateway) {
+      bench.notes.push("gateway skipped: BENCH_GATEWAY=0.");
+    } else {
+      if (settings.build) {
+        log("building the gateway (npm run build; BENCH_SKIP_BUILD=1 skips this)…");
+        const buildError = await buildGateway(root);
+        if (buildError) bench.notes.push(`npm run build failed; trying whatever dist/ holds. First lines:\n\n    ${buildError.split("\n").join("\n    ")}`);
+      }
+      try {
+        const providers = [{ name: "bench", port: provider.port }, ...(slowProvider ? [{ name: "benchslow", port: slowProvider.port }] : [])];
+        gateway = await startGateway({ root, workDir, providers, startTimeoutMs: settings.gatewayStartTimeoutMs, extraYaml: settings.gatewayYaml });
+        bench.notes.push(...gateway.notes);
+        servers.push(gateway.child);
+        log(`gateway listening on ${gateway.port} (pid ${gateway.child.pid}${gateway.authorization ? ", with an API key" : ", without an API key"})`);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        bench.notes.push(`GATEWAY NOT MEASURED: it did not start (${message.replace(/\s*\n\s*/g, " ")}). Only direct and bare proxy were run.`);
+        log(`GATEWAY NOT MEASURED: ${message}`);
+      }
+    }
+
+    const json = { "content-type": "application/json" };
+    const auth: Record<string, string> = gateway?.authorization ? { authorization: gateway.authorization } : {};
+    const pidOf = (child: ChildProcess): number => child.pid ?? -1;
+    const targets = (slow: boolean): HttpTarget[] => {
+      const upstream = slow ? slowProvider : provider;
+      const proxy = slow ? slowBare : bare;
+      const list: HttpTarget[] = [];
+      if (upstream) list.push({ name: DIRECT, pid: pidOf(upstream.child), url: `http://127.0.0.1:${upstream.port}/v1/chat/completions`, headers: json });
+      if (proxy) list.push({ name: BARE, pid: pidOf(proxy.child), url: `http://127.0.0.1:${proxy.port}/v1/chat/completions`, headers: json });
+      if (gateway) {
+        const name = slow ? "benchslow" : "bench";
+        list.push({ name: GATEWAY, pid: pidOf(gateway.child), url: `http://127.0.0.1:${gateway.port}/api/v1/prompts/passthrough/${name}/`, headers: { ...json, ...auth } });
+      }
+      return list;
+    };
+    const body = JSON.stringify(chatBody);
+    const connect: HttpTarget | undefined = gateway && {
+      name: GATEWAY_CONNECT,
+      pid: pidOf(gateway.child),
+      url: `http://127.0.0.1:${gateway.port}/smarter.prompt.v1.PassthroughService/Passthrough`,
+      headers: { ...json, "connect-protocol-version": "1", ...auth },
+    };
+    const connectBody = JSON.stringify({ providerName: "bench", body: chatBody });
+
+    const unary = ["rest", "grpc", "connect"].some((name) => settings.scenarios.has(name));
+    for (let round = 1; unary && round <= settings.rounds; round++) {
+      log(`unary, round ${round}/${settings.rounds}`);
+      for (const target of targets(false)) await attempt(bench, `rest ${target.name}`, () => bench.http("rest", round, target, settings.connections, body));
+      if (gateway && settings.scenarios.has("grpc")) await attempt(bench, "grpc", () => bench.grpc(round, gateway));
+      if (connect && settings.scenarios.has("connect")) await attempt(bench, "connect", () => bench.http("connect", round, connect, settings.connections, connectBody));
+      if (settings.scenarios.has("rest")) {
+        for (const target of targets(false)) await attempt(bench, `rest c=1 ${target.name}`, () => bench.http("rest-c1", round, target, 1, body));
+      }
+    }
+    for (let round = 1; settings.scenarios.has("sse") && round <= settings.rounds; round++) {
+      log(`SSE, round ${round}/${settings.rounds}`);
+      for (const target of targets(false)) await attempt(bench, `sse ${target.name}`, () => bench.sse(round, target));
+    }
+    for (let round = 1; wantStreams && round <= settings.rounds; round++) {
+      log(`${settings.streams} open streams, round ${round}/${settings.rounds}`);
+      for (const target of targets(true)) await attempt(bench, `streams ${target.name}`, () => bench.streams(round, target));
+    }
+    if (gateway && gateway.child.exitCode !== null) bench.notes.push(`the gateway exited during the benchmark (code ${gateway.child.exitCode}); see its log.`);
+
+    const foreign = bench.records.map((record) => record.foreignCpuPct).filter(Number.isFinite);
+    if (foreign.length && Math.max(...foreign) > 10) {
+      bench.notes.push(
+        `Other work shared the machine: outside the benchmark's processes, ${median(foreign).toFixed(0)}% of the cores were busy in the median run (max ${Math.max(...foreign).toFixed(0)}%). Figures from such runs are noisy; CPU per call suffers least. See "foreignCpuPct" in latest.json.`,
+      );
+    }
+    const results = new Results(bench.records);
+    const verdictList = verdicts(results, { streams: settings.streams });
+    const markdown = [
+      "## passthrough benchmark",
+      "",
+      header,
+      "",
+      knobs,
+      "",
+      verdictTable(verdictList),
+      tables(results, settings),
+      ...(bench.notes.length ? ["### Notes", "", ...bench.notes.map((note) => `- ${note}`), ""] : []),
+    ].join("\n");
+    process.stdout.write(`\n${markdown}\n`);
+    const resultsDir = path.join(benchDir, "results");
+    mkdirSync(resultsDir, { recursive: true });
+    writeFileSync(path.join(resultsDir, "latest.md"), markdown);
+    writeFileSync(
+      path.join(resultsDir, "latest.json"),
+      `${JSON.stringify({ date: started.toISOString(), cpu: cpus[0]?.model, cores: cpus.length, node: process.version, revision: gitRevision(), settings: { ...settings, scenarios: [...settings.scenarios] }, verdicts: verdictList, notes: bench.notes, runs: bench.records }, null, 2)}\n`,
+    );
+    log(`written: test/bench/results/latest.md, test/bench/results/latest.json`);
+  } finally {
+    await Promise.all(servers.reverse().map((child) => stopChild(child, 5000)));
+    killAllChildren("SIGKILL");
+    rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    killAllChildren("SIGKILL");
+    process.exit(130);
+  });
+}
+
+main().catch((error: unknown) => {
+  log(`benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+  killAllChildren("SIGKILL");
+  process.exitCode = 1;
+});
