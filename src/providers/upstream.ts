@@ -1,12 +1,9 @@
-import { Code, ConnectError } from "@connectrpc/connect";
-import { setTimeout as sleep } from "node:timers/promises";
 import { Pool, type Dispatcher } from "undici";
+import { CallBudget } from "./call-budget.js";
 import type { Provider } from "./provider.js";
-import {
-  errorFromConnectionFailure,
-  errorFromTimeout,
-  errorFromUpstreamStatus,
-} from "./upstream-error.js";
+import { errorFromConnectionFailure, errorFromUpstreamStatus } from "./upstream-error.js";
+
+export { CallBudget };
 
 export interface UpstreamOptions {
   /** Keep-alive connections per provider origin. */
@@ -22,16 +19,6 @@ export interface UpstreamResponse {
   status: number;
   headers: Dispatcher.ResponseData["headers"];
   body: Dispatcher.ResponseData["body"];
-}
-
-/** One call's budget: aborted by the caller (hang-up, deadline) or by the provider's timeout. */
-export interface CallBudget {
-  readonly signal: AbortSignal;
-  readonly deadline: number;
-  /** The error to report once `signal` has aborted. */
-  abortError(): ConnectError;
-  /** Clears the timer; call when the call is over. */
-  dispose(): void;
 }
 
 export interface UpstreamClient {
@@ -76,11 +63,11 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
       const canRetry = attempt < provider.retries;
       let response: Dispatcher.ResponseData;
       try {
-        response = await target.request({ method: "POST", path: provider.completionsPath, headers, body, signal: budget.signal });
+        response = await target.request({ method: "POST", path: provider.completionsPath, headers, body, signal: budget });
       } catch (error) {
-        if (budget.signal.aborted) throw budget.abortError();
+        if (budget.aborted) throw budget.abortError();
         if (canRetry && (await backoff(retryDelay(attempt), budget))) continue;
-        if (budget.signal.aborted) throw budget.abortError();
+        if (budget.aborted) throw budget.abortError();
         throw errorFromConnectionFailure(provider, error);
       }
       const { statusCode, headers: responseHeaders } = response;
@@ -93,7 +80,7 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
         if (delay !== undefined && delay <= options.retryAfterCapMs) {
           await response.body.dump().catch(() => undefined);
           if (await backoff(delay, budget)) continue;
-          if (budget.signal.aborted) throw budget.abortError();
+          if (budget.aborted) throw budget.abortError();
           // Not enough time left to wait: fall through and relay this answer.
           throw errorFromUpstreamStatus(provider, statusCode, "", retryAfter);
         }
@@ -109,7 +96,7 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   }
 
   return {
-    budget: createBudget,
+    budget: (provider, callerSignal, callerTimeoutMs) => new CallBudget(provider, callerSignal, callerTimeoutMs),
     send,
     async close() {
       await Promise.all([...pools.values()].map((p) => p.close()));
@@ -118,41 +105,20 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   };
 }
 
-/** Waits `ms` if the budget allows; false when it does not (or the call was aborted). */
-async function backoff(ms: number, budget: CallBudget): Promise<boolean> {
-  if (Date.now() + ms >= budget.deadline) return false;
-  try {
-    await sleep(ms, undefined, { signal: budget.signal });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function createBudget(provider: Provider, callerSignal: AbortSignal, callerTimeoutMs?: number): CallBudget {
-  const controller = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    controller.abort();
-  }, provider.timeoutMs);
-  const onCallerAbort = () => controller.abort();
-  if (callerSignal.aborted) controller.abort();
-  else callerSignal.addEventListener("abort", onCallerAbort, { once: true });
-  return {
-    signal: controller.signal,
-    deadline: Date.now() + Math.min(provider.timeoutMs, callerTimeoutMs ?? Infinity),
-    abortError() {
-      if (timedOut) return errorFromTimeout(provider);
-      const reason: unknown = callerSignal.reason;
-      // connect-node aborts the handler's signal with a ConnectError: DEADLINE_EXCEEDED for the caller's deadline.
-      return reason instanceof ConnectError ? reason : new ConnectError("the caller cancelled the call", Code.Canceled);
-    },
-    dispose() {
+/** Waits `ms` if the budget allows; false when it does not, or when the call was aborted meanwhile. */
+function backoff(ms: number, budget: CallBudget): Promise<boolean> {
+  if (Date.now() + ms >= budget.deadline || budget.aborted) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const onAbort = () => {
       clearTimeout(timer);
-      callerSignal.removeEventListener("abort", onCallerAbort);
-    },
-  };
+      resolve(false);
+    };
+    const timer = setTimeout(() => {
+      budget.off("abort", onAbort);
+      resolve(true);
+    }, ms);
+    budget.once("abort", onAbort);
+  });
 }
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date; undefined when unreadable. */
@@ -170,7 +136,7 @@ async function readText(body: Dispatcher.ResponseData["body"], budget: CallBudge
   try {
     return await body.text();
   } catch {
-    if (budget.signal.aborted) throw budget.abortError();
+    if (budget.aborted) throw budget.abortError();
     return "";
   }
 }

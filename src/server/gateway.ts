@@ -15,6 +15,7 @@ import { createUpstreamClient } from "../providers/upstream.js";
 import { createPassthroughService } from "../service/passthrough-service.js";
 import { writeRestError } from "../service/rest-errors.js";
 import { createTranscoder } from "../transcoding/transcoder.js";
+import { createGrpcUnaryHandler } from "./grpc-unary.js";
 import { createHealthService } from "./health.js";
 import { createListener, type NodeHandler } from "./listener.js";
 import { createMetricsHandler, createMetricsRegistry } from "./metrics.js";
@@ -57,6 +58,12 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
     writeError: writeRestError,
     shutdownSignal: shutdown.signal,
   });
+  const grpcUnary = createGrpcUnaryHandler({
+    services: [{ service: PassthroughService, impl: service }],
+    interceptors,
+    readMaxBytes: config.server.maxBodyBytes,
+    shutdownSignal: shutdown.signal,
+  });
   const rpc = connectNodeAdapter({
     routes: (router) =>
       router
@@ -88,7 +95,7 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
       return;
     }
     if (path === "/metrics") return serveMetrics(req, res);
-    if (transcoder.handle(req, res)) return;
+    if (transcoder.handle(req, res) || grpcUnary(req, res)) return;
     rpc(req, res);
   };
 

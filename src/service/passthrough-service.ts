@@ -5,7 +5,7 @@ import type { Provider } from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
 import { createSseParser, parseSse } from "../providers/sse.js";
 import type { CallBudget, UpstreamClient, UpstreamResponse } from "../providers/upstream.js";
-import { errorFromBadAnswer, errorFromBrokenStream } from "../providers/upstream-error.js";
+import { errorFromBadAnswer } from "../providers/upstream-error.js";
 import { kHttpExchange, type HttpExchange } from "../transcoding/http-exchange.js";
 import { parseAnswer, spliceGatewayFields, withGatewayFields } from "./answer.js";
 import { JOURNAL_KEY_HEADER, newJournalKey } from "./journal-key.js";
@@ -35,7 +35,7 @@ export function createPassthroughService({ providers, upstream }: PassthroughSer
 
   async function complete(provider: Provider, payload: string | Uint8Array, budget: CallBudget) {
     const response = await upstream.send(provider, payload, budget);
-    const text = await readBody(response, provider, budget);
+    const text = await readBody(response, budget);
     return { text, answer: parseAnswer(provider, text) };
   }
 
@@ -74,7 +74,7 @@ export function createPassthroughService({ providers, upstream }: PassthroughSer
         const response = await upstream.send(provider, JSON.stringify({ ...body, stream: true }), budget);
         if (!isEventStream(response)) {
           // The provider ignored `stream`: its whole answer is the one chunk.
-          yield { chunk: parseAnswer(provider, await readBody(response, provider, budget)) };
+          yield { chunk: parseAnswer(provider, await readBody(response, budget)) };
           return;
         }
         try {
@@ -83,7 +83,7 @@ export function createPassthroughService({ providers, upstream }: PassthroughSer
             yield { chunk: parseChunk(provider, event.data) };
           }
         } catch (error) {
-          throw budget.signal.aborted ? budget.abortError() : errorFromBrokenStream(provider, error);
+          throw budget.failure(error);
         }
       } finally {
         budget.dispose();
@@ -95,11 +95,11 @@ export function createPassthroughService({ providers, upstream }: PassthroughSer
   async function relayStream(provider: Provider, exchange: HttpExchange, budget: CallBudget, journalKey: string) {
     const response = await upstream.send(provider, exchange.requestBody, budget);
     if (!isEventStream(response)) {
-      const text = await readBody(response, provider, budget);
+      const text = await readBody(response, budget);
       exchange.respondRaw(spliceGatewayFields(text, parseAnswer(provider, text), journalKey), "application/json");
       return;
     }
-    await exchange.stream("text/event-stream", relayEvents(provider, response, budget, journalKey));
+    await exchange.stream("text/event-stream", relayEvents(response, budget, journalKey));
   }
 }
 
@@ -107,7 +107,7 @@ export function createPassthroughService({ providers, upstream }: PassthroughSer
  * Yields the provider's events as they complete: whole events only, so that a stream broken
  * midway ends with a well-formed SSE error event rather than half an event.
  */
-async function* relayEvents(provider: Provider, response: UpstreamResponse, budget: CallBudget, journalKey: string) {
+async function* relayEvents(response: UpstreamResponse, budget: CallBudget, journalKey: string) {
   const parser = createSseParser();
   try {
     for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
@@ -117,7 +117,7 @@ async function* relayEvents(provider: Provider, response: UpstreamResponse, budg
     }
     for (const event of parser.end()) yield event.raw;
   } catch (error) {
-    yield sseErrorEvent(budget.signal.aborted ? budget.abortError() : errorFromBrokenStream(provider, error), journalKey);
+    yield sseErrorEvent(budget.failure(error), journalKey);
   }
 }
 
@@ -136,10 +136,10 @@ function isEventStream(response: UpstreamResponse): boolean {
   return typeof type === "string" && type.startsWith("text/event-stream");
 }
 
-async function readBody(response: UpstreamResponse, provider: Provider, budget: CallBudget): Promise<string> {
+async function readBody(response: UpstreamResponse, budget: CallBudget): Promise<string> {
   try {
     return await response.body.text();
   } catch (error) {
-    throw budget.signal.aborted ? budget.abortError() : errorFromBrokenStream(provider, error);
+    throw budget.failure(error);
   }
 }

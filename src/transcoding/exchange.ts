@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { HttpExchange } from "./http-exchange.js";
-import { canRespond, setResponseHeaders, type NodeResponse } from "./node-response.js";
+import { canRespond, setResponseHeaders, type NodeResponse } from "../node-http/response.js";
 
 /**
  * The HttpExchange of one REST call. The transcoder reads `raw` and `streaming` after the

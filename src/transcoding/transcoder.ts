@@ -12,11 +12,11 @@ import {
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { writeJsonError, type ErrorResponse, type WriteError } from "./error-response.js";
 import { NodeHttpExchange } from "./exchange.js";
-import { createRestHandlerContext } from "./handler-context.js";
+import { createCallContext } from "../node-http/handler-context.js";
 import { kHttpExchange, type HttpExchange } from "./http-exchange.js";
 import { readHttpBindings } from "./http-rule.js";
-import { readRequestBody, requestHeaders, requestUrl, type NodeRequest } from "./node-request.js";
-import { canRespond, endResponse, setResponseHeaders, type NodeResponse } from "./node-response.js";
+import { readRequestBody, requestHeaders, requestUrl, type NodeRequest } from "../node-http/request.js";
+import { canRespond, endResponse, setResponseHeaders, type NodeResponse } from "../node-http/response.js";
 import { parsePathTemplate, type PathTemplate } from "./path-template.js";
 import { buildRequestMessage, compileRequestPlan, type RequestPlan } from "./request-message.js";
 import { compileResponseSerializer, type ResponseSerializer } from "./response.js";
@@ -82,7 +82,7 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
 
   async function serve(route: Route<RouteTarget>, values: string[], req: NodeRequest, res: NodeResponse, path: string, query: string) {
     const { spec, plan, serialize } = route.target;
-    const context = createRestHandlerContext({
+    const context = createCallContext({
       service: spec.method.parent,
       method: spec.method,
       protocolName: restProtocolName,

@@ -7,7 +7,7 @@ import {
 } from "@connectrpc/connect";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 
-export interface RestHandlerContextInit {
+export interface CallContextInit {
   service: DescService;
   method: DescMethod;
   protocolName: string;
@@ -19,17 +19,18 @@ export interface RestHandlerContextInit {
   contextValues?: ContextValues;
 }
 
-export interface RestHandlerContext extends HandlerContext {
+export interface CallContext extends HandlerContext {
   /** Aborts the signal (once) and releases the deadline timer and the shutdown listener. */
   abort(reason?: unknown): void;
 }
 
 /**
- * The HandlerContext of a REST call, with the semantics of connect's createHandlerContext
- * (the signal aborts at the deadline, on shutdown and on abort()) but one AbortController
- * instead of three: on Node.js 20 each costs several µs per call, and this is the hot path.
+ * The HandlerContext of a call served outside connect-node (REST, the gRPC unary fast path),
+ * with the semantics of connect's createHandlerContext (the signal aborts at the deadline, on
+ * shutdown and on abort()) but one AbortController instead of three: on Node.js 20 each costs
+ * several µs per call, and this is the hot path.
  */
-export function createRestHandlerContext(init: RestHandlerContextInit): RestHandlerContext {
+export function createCallContext(init: CallContextInit): CallContext {
   const controller = new AbortController();
   const { shutdownSignal, timeoutMs } = init;
   let timer: ReturnType<typeof setTimeout> | undefined;
