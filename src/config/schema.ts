@@ -47,8 +47,8 @@ export const configSchema = z.strictObject({
       retryAfterCapMs: z.number().int().min(0).default(10_000),
       /** First backoff step; doubles each retry, with full jitter. Default 200 ms. */
       backoffBaseMs: z.number().int().min(0).default(200),
-      /** Keep-alive connections per provider. Default 128. */
-      connectionsPerProvider: z.number().int().positive().default(128),
+      /** Connections per provider, kept alive; each open stream holds one. Default 1024. */
+      connectionsPerProvider: z.number().int().positive().default(1024),
     })
     .prefault({}),
   database: z.strictObject({ url: z.string().min(1).default("sqlite:./data/passthrough.db") }).prefault({}),

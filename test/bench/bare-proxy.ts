@@ -1,6 +1,7 @@
 // The floor: node:http in front of the test provider, forwarding every request through an undici
-// Pool (keep-alive, pool.request) with no checks at all (no auth, no parsing, no journal), piping
-// the bodies both ways; a caller hanging up aborts the upstream request.
+// Pool (keep-alive, the pool.stream API writing straight into the response) with no checks at all
+// (no auth, no parsing, no journal); a caller hanging up aborts the upstream request. pool.stream
+// with the request body read whole was the cheapest of the undici APIs measured here.
 // Run alone: node --import tsx test/bench/bare-proxy.ts --port 0 --target http://127.0.0.1:PORT
 // It prints {"port":N} as one line on stdout once listening.
 import http from "node:http";
@@ -12,7 +13,7 @@ const { values } = parseArgs({
     host: { type: "string", default: "127.0.0.1" },
     port: { type: "string", default: "0" },
     target: { type: "string" },
-    connections: { type: "string", default: "128" },
+    connections: { type: "string", default: "1024" },
   },
 });
 if (!values.target) {
@@ -32,39 +33,39 @@ const pool = new Pool(values.target, {
 const hopByHop = new Set(["connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"]);
 
 const server = http.createServer({ keepAliveTimeout: 60_000, noDelay: true }, (req, res) => {
-  const headers: Record<string, string> = {};
-  const contentType = req.headers["content-type"];
-  const contentLength = req.headers["content-length"];
-  if (contentType) headers["content-type"] = contentType;
-  if (contentLength) headers["content-length"] = contentLength;
-
-  const abort = new AbortController();
-  res.once("close", () => {
-    if (!res.writableFinished) abort.abort();
-  });
-  pool
-    .request({
-      path: req.url ?? "/",
-      method: req.method as "POST",
-      headers,
-      body: req.method === "GET" || req.method === "HEAD" ? null : req,
-      signal: abort.signal,
-    })
-    .then(
-      ({ statusCode, headers: upstreamHeaders, body }) => {
-        const relayed: Record<string, string | string[]> = {};
-        for (const [name, value] of Object.entries(upstreamHeaders)) {
-          if (value !== undefined && !hopByHop.has(name)) relayed[name] = value;
-        }
-        res.writeHead(statusCode, relayed);
-        body.once("error", () => res.destroy());
-        body.pipe(res);
-      },
-      () => {
+  const chunks: Buffer[] = [];
+  req.on("data", (chunk: Buffer) => chunks.push(chunk));
+  req.on("end", () => {
+    const abort = new AbortController();
+    res.once("close", () => {
+      if (!res.writableFinished) abort.abort();
+    });
+    const headers: Record<string, string> = {};
+    const contentType = req.headers["content-type"];
+    if (contentType) headers["content-type"] = contentType;
+    pool
+      .stream(
+        {
+          path: req.url ?? "/",
+          method: req.method as "POST",
+          headers,
+          body: chunks.length === 1 ? chunks[0] : Buffer.concat(chunks),
+          signal: abort.signal,
+        },
+        ({ statusCode, headers: upstreamHeaders }) => {
+          const relayed: Record<string, string | string[]> = {};
+          for (const [name, value] of Object.entries(upstreamHeaders)) {
+            if (value !== undefined && !hopByHop.has(name)) relayed[name] = value;
+          }
+          res.writeHead(statusCode, relayed);
+          return res;
+        },
+      )
+      .catch(() => {
         if (!res.headersSent) res.writeHead(502, { "content-type": "text/plain" }).end("bad gateway");
         else res.destroy();
-      },
-    );
+      });
+  });
 });
 server.headersTimeout = 60_000;
 server.requestTimeout = 0;
