@@ -32,6 +32,11 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`passthrough: ${(error as Error).message}\n`);
       return 2;
     }
+    const { syscall, code, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+    if (syscall === "listen") {
+      process.stderr.write(`passthrough: cannot listen on ${address}:${port}: ${code}\n`);
+      return 1;
+    }
     throw error;
   }
 }

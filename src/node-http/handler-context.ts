@@ -35,20 +35,18 @@ export function createCallContext(init: CallContextInit): CallContext {
   const { shutdownSignal, timeoutMs } = init;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let deadline: number | undefined;
-  const onShutdown = () => abort(shutdownSignal?.reason);
+  const calls = shutdownSignal === undefined ? undefined : callsInFlight(shutdownSignal);
   function abort(reason?: unknown) {
     if (timer !== undefined) clearTimeout(timer);
-    shutdownSignal?.removeEventListener("abort", onShutdown);
+    calls?.delete(abort);
     if (!controller.signal.aborted) controller.abort(reason);
   }
   if (timeoutMs !== undefined) {
     deadline = Date.now() + timeoutMs;
     timer = setTimeout(() => abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeoutMs);
   }
-  if (shutdownSignal !== undefined) {
-    if (shutdownSignal.aborted) onShutdown();
-    else shutdownSignal.addEventListener("abort", onShutdown);
-  }
+  if (shutdownSignal?.aborted) abort(shutdownSignal.reason);
+  else calls?.add(abort);
   return {
     service: init.service,
     method: init.method,
@@ -63,4 +61,24 @@ export function createCallContext(init: CallContextInit): CallContext {
     values: init.contextValues ?? createContextValues(),
     abort,
   };
+}
+
+const inFlight = new WeakMap<AbortSignal, Set<(reason?: unknown) => void>>();
+
+/**
+ * The calls to abort when this shutdown signal fires. One listener per signal rather than one
+ * per call: adding and removing an AbortSignal listener on every call costs more, and Node.js
+ * warns of a leak past ten.
+ */
+function callsInFlight(shutdownSignal: AbortSignal): Set<(reason?: unknown) => void> {
+  let calls = inFlight.get(shutdownSignal);
+  if (calls === undefined) {
+    const registered = new Set<(reason?: unknown) => void>();
+    shutdownSignal.addEventListener("abort", () => {
+      for (const abort of [...registered]) abort(shutdownSignal.reason);
+    }, { once: true });
+    inFlight.set(shutdownSignal, registered);
+    calls = registered;
+  }
+  return calls;
 }

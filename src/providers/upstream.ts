@@ -1,4 +1,5 @@
 import { Pool, type Dispatcher } from "undici";
+import { bufferedRequest, type UpstreamAnswer } from "./buffered-request.js";
 import { CallBudget } from "./call-budget.js";
 import type { Provider } from "./provider.js";
 import { errorFromConnectionFailure, errorFromUpstreamStatus } from "./upstream-error.js";
@@ -14,11 +15,11 @@ export interface UpstreamOptions {
   backoffBaseMs: number;
 }
 
-/** A provider's 2xx answer, its body not yet read. */
+/** A provider's 2xx answer: a stream still to read, or (`buffered`) read whole. */
 export interface UpstreamResponse {
   status: number;
   headers: Dispatcher.ResponseData["headers"];
-  body: Dispatcher.ResponseData["body"];
+  body: Dispatcher.ResponseData["body"] | UpstreamAnswer["body"];
 }
 
 export interface UpstreamClient {
@@ -30,9 +31,11 @@ export interface UpstreamClient {
   /**
    * POSTs the body to the provider's chat-completions endpoint and resolves with its 2xx
    * answer, retrying connection failures, 429 and 502/503/504 within the budget; every other
-   * outcome rejects with a ConnectError (see upstream-error.ts).
+   * outcome rejects with a ConnectError (see upstream-error.ts). `buffered` reads the answer
+   * whole (unary calls); otherwise its body is a stream to relay as it arrives.
    */
-  send(provider: Provider, body: string | Uint8Array, budget: CallBudget): Promise<UpstreamResponse>;
+  send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "buffered"): Promise<UpstreamResponse & { body: UpstreamAnswer["body"] }>;
+  send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "stream"): Promise<UpstreamResponse & { body: Dispatcher.ResponseData["body"] }>;
   close(): Promise<void>;
 }
 
@@ -50,7 +53,11 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     return found;
   }
 
-  async function send(provider: Provider, body: string | Uint8Array, budget: CallBudget): Promise<UpstreamResponse> {
+  /** Per provider: the headers of every call, built once unless the credential is asynchronous. */
+  const staticHeaders = new WeakMap<Provider, Record<string, string>>();
+  async function headersFor(provider: Provider): Promise<Record<string, string>> {
+    const cached = staticHeaders.get(provider);
+    if (cached) return cached;
     const authorization = provider.credential.authorize();
     const headers = {
       ...provider.headers,
@@ -58,12 +65,19 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
       "content-type": "application/json",
       accept: "application/json, text/event-stream",
     };
+    if (!(authorization instanceof Promise)) staticHeaders.set(provider, headers);
+    return headers;
+  }
+
+  async function send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "buffered" | "stream"): Promise<UpstreamResponse> {
+    const headers = staticHeaders.get(provider) ?? (await headersFor(provider));
     const target = pool(provider.origin);
     for (let attempt = 0; ; attempt++) {
       const canRetry = attempt < provider.retries;
-      let response: Dispatcher.ResponseData;
+      let response: UpstreamAnswer | Dispatcher.ResponseData;
       try {
-        response = await target.request({ method: "POST", path: provider.completionsPath, headers, body, signal: budget });
+        const request = { method: "POST" as const, path: provider.completionsPath, headers, body };
+        response = mode === "buffered" ? await bufferedRequest(target, request, budget) : await target.request({ ...request, signal: budget });
       } catch (error) {
         if (budget.aborted) throw budget.abortError();
         if (canRetry && (await backoff(retryDelay(attempt), budget))) continue;
@@ -97,7 +111,7 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
 
   return {
     budget: (provider, callerSignal, callerTimeoutMs) => new CallBudget(provider, callerSignal, callerTimeoutMs),
-    send,
+    send: send as UpstreamClient["send"],
     async close() {
       await Promise.all([...pools.values()].map((p) => p.close()));
       pools.clear();
@@ -132,7 +146,7 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-async function readText(body: Dispatcher.ResponseData["body"], budget: CallBudget): Promise<string> {
+async function readText(body: UpstreamResponse["body"], budget: CallBudget): Promise<string> {
   try {
     return await body.text();
   } catch {

@@ -34,7 +34,7 @@ export function createPassthroughService({ providers, upstream }: PassthroughSer
   }
 
   async function complete(provider: Provider, payload: string | Uint8Array, budget: CallBudget) {
-    const response = await upstream.send(provider, payload, budget);
+    const response = await upstream.send(provider, payload, budget, "buffered");
     const text = await readBody(response, budget);
     return { text, answer: parseAnswer(provider, text) };
   }
@@ -71,7 +71,7 @@ export function createPassthroughService({ providers, upstream }: PassthroughSer
       const { provider, body } = begin(request, context);
       const budget = upstream.budget(provider, context.signal, context.timeoutMs());
       try {
-        const response = await upstream.send(provider, JSON.stringify({ ...body, stream: true }), budget);
+        const response = await upstream.send(provider, JSON.stringify({ ...body, stream: true }), budget, "stream");
         if (!isEventStream(response)) {
           // The provider ignored `stream`: its whole answer is the one chunk.
           yield { chunk: parseAnswer(provider, await readBody(response, budget)) };
@@ -93,7 +93,7 @@ export function createPassthroughService({ providers, upstream }: PassthroughSer
 
   /** REST `"stream": true`: the provider's events relayed byte for byte as each completes. */
   async function relayStream(provider: Provider, exchange: HttpExchange, budget: CallBudget, journalKey: string) {
-    const response = await upstream.send(provider, exchange.requestBody, budget);
+    const response = await upstream.send(provider, exchange.requestBody, budget, "stream");
     if (!isEventStream(response)) {
       const text = await readBody(response, budget);
       exchange.respondRaw(spliceGatewayFields(text, parseAnswer(provider, text), journalKey), "application/json");

@@ -1,0 +1,98 @@
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { completion, delay, json, startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
+
+const bin = join(import.meta.dirname, "../../bin/passthrough.js");
+const dir = mkdtempSync(join(tmpdir(), "passthrough-cli-"));
+
+function writeConfig(name: string, yaml: string): string {
+  const file = join(dir, name);
+  writeFileSync(file, yaml);
+  return file;
+}
+
+/** Runs the CLI to its end. */
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { cwd: dir, env: { PATH: process.env.PATH } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk) => (stdout += chunk));
+    child.stderr.on("data", (chunk) => (stderr += chunk));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Starts `passthrough serve` and resolves with its URL once it logs that it listens. */
+function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcessWithoutNullStreams; url: string; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [bin, "serve", ...args], { cwd: dir, env: { PATH: process.env.PATH, ...env } });
+  const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
+  return new Promise((resolve, reject) => {
+    let out = "";
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const match = /"url":"(http:\/\/[^"]+)"/.exec(out);
+      if (match) resolve({ child, url: match[1], exited });
+    });
+    exited.then(() => reject(new Error(`serve exited early: ${out}`)));
+  });
+}
+
+let provider: FakeProvider;
+beforeAll(async () => {
+  provider = await startFakeProvider();
+});
+afterAll(() => provider?.close());
+
+describe("passthrough serve", () => {
+  it.each([
+    { name: "a bad URL", yaml: "providers:\n  - { name: local, baseUrl: 'not a url' }\n", field: "providers[0].baseUrl" },
+    { name: "an unknown key", yaml: "server: { port: 0, colour: blue }\n", field: "server" },
+    { name: "a wrong type", yaml: "server: { port: eighty }\n", field: "server.port" },
+    { name: "a provider that is not built in without baseUrl", yaml: "providers:\n  - { name: mine }\n", field: "providers[0].baseUrl" },
+  ])("refuses a configuration with $name, naming the field", async ({ yaml, field }) => {
+    const config = writeConfig(`bad-${field}.yaml`, yaml);
+    const result = await run(["serve", "--config", config]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain(field);
+    expect(result.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it("says so cleanly when its port is taken", async () => {
+    const blocker = createServer().listen(0, "127.0.0.1");
+    await new Promise((resolve) => blocker.once("listening", resolve));
+    const port = (blocker.address() as { port: number }).port;
+    const result = await run(["serve", "--port", String(port)]);
+    blocker.close();
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("EADDRINUSE");
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it("serves, finishes an in-flight call on SIGTERM, then exits 0", async () => {
+    const config = writeConfig("ok.yaml", `server: { port: 0 }\nproviders:\n  - { name: local, baseUrl: "${provider.url}" }\n`);
+    const { child, url, exited } = await serve(["--config", config]);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+
+    provider.reply(delay(600, json(200, completion("m"))));
+    const inFlight = fetch(`${url}/api/v1/prompts/passthrough/local/`, { method: "POST", body: "{}" });
+    await provider.waitForRequests(1);
+    child.kill("SIGTERM");
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect(await exited).toBe(0);
+  });
+
+  it("takes --host and --port over the file", async () => {
+    const config = writeConfig("port.yaml", "server: { port: 1 }\n");
+    const { child, url, exited } = await serve(["--config", config, "--port", "0", "--host", "127.0.0.1"]);
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+    expect(url).not.toMatch(/:1$/);
+    child.kill("SIGTERM");
+    expect(await exited).toBe(0);
+  });
+});
