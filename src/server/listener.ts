@@ -43,7 +43,8 @@ export function createListener({ handler, tls }: ListenerOptions): Listener {
     });
   }
 
-  const server = net.createServer((socket) => {
+  // TCP_NODELAY as node:http sets it: without it a streamed event waits for the ACK of the headers (~40 ms).
+  const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
     sniff(socket, (kind) => (kind === "tls" ? secure : kind === "h2" ? h2 : h1)?.emit("connection", socket) ?? socket.destroy());
