@@ -22,7 +22,7 @@ export interface PassthroughServiceOptions {
  * forwarded as received and the provider's bytes answered as sent (through the HttpExchange).
  */
 export function createPassthroughService({ providers, upstream }: PassthroughServiceOptions): ServiceImpl<typeof PassthroughService> {
-  /** Starts a call: its journal key, its provider, its body, its budget. */
+  /** Starts a call: its journal key (sent as a header at once), its provider, its body. */
   function begin(request: { providerName: string; body?: JsonObject }, context: HandlerContext) {
     const journalKey = newJournalKey();
     context.responseHeader.set(JOURNAL_KEY_HEADER, journalKey);
