@@ -22,13 +22,9 @@ import {
 import { callStream, codeName, createProtocolClient } from "../support/clients.js";
 import { startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
+import { NO_CACHE } from "../support/no-cache.js";
 
 const SERVICE = "smarter.prompt.v1.PassthroughService";
-const NO_CACHE = {
-  "cache-control": "no-cache, no-store, must-revalidate, private, max-age=0",
-  pragma: "no-cache",
-  expires: "0",
-};
 
 let provider: FakeProvider;
 beforeAll(async () => {

@@ -1,15 +1,11 @@
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createProtocolClient, PROTOCOLS, type ProtocolClient } from "../support/clients.js";
-import { completion, delay, errorBody, hang, json, reset, startFakeProvider, text, type FakeProvider } from "../support/fake-provider.js";
+import { completion, errorBody, hang, json, reset, startFakeProvider, text, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
+import { NO_CACHE } from "../support/no-cache.js";
 
 const PROVIDER_KEY = "sk-provider-secret-0123456789";
-const NO_CACHE = {
-  "cache-control": "no-cache, no-store, must-revalidate, private, max-age=0",
-  pragma: "no-cache",
-  expires: "0",
-};
 
 let provider: FakeProvider;
 let gateway: TestGateway;
@@ -108,7 +104,7 @@ describe.each(PROTOCOLS)("unary passthrough over %s", (protocol) => {
       if (upstream !== undefined) expect(envelope.error.upstream).toEqual(upstream);
       if (retryAfter) expect(result.headers["retry-after"]).toBe(retryAfter);
     }
-    if (protocol !== "grpc") expect(result.headers).toMatchObject(NO_CACHE);
+    expect(result.headers).toMatchObject(NO_CACHE);
     expect(JSON.stringify(result)).not.toContain(PROVIDER_KEY);
   });
 

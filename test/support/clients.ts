@@ -38,7 +38,7 @@ export function codeName(code: number): string {
 }
 
 /** A @grpc/grpc-js client built from the generated protobuf-es schemas. */
-export function createGrpcJsClient(url: string) {
+export function createGrpcJsClient(url: string, channelOptions: grpc.ChannelOptions = {}) {
   const serialize = <T extends PassthroughRequest>(message: T) => Buffer.from(toBinary(PassthroughRequestSchema, message));
   const definition = {
     passthrough: {
@@ -61,7 +61,7 @@ export function createGrpcJsClient(url: string) {
     },
   } satisfies grpc.ServiceDefinition;
   const Client = grpc.makeGenericClientConstructor(definition, "PassthroughService");
-  const client = new Client(new URL(url).host, grpc.credentials.createInsecure()) as unknown as grpc.Client & {
+  const client = new Client(new URL(url).host, grpc.credentials.createInsecure(), channelOptions) as unknown as grpc.Client & {
     passthrough: (
       request: PassthroughRequest,
       metadata: grpc.Metadata,
