@@ -1,3 +1,4 @@
+import { inspect } from "node:util";
 import { GoogleAuth } from "google-auth-library";
 import type { Secret } from "../config/secret.js";
 import type { Credential } from "./provider.js";
@@ -8,7 +9,16 @@ export const noCredential: Credential = { authorize: () => ({}), secrets: [] };
 /** `Authorization: Bearer <key>`, the scheme of every OpenAI-compatible API. */
 export function createApiKeyCredential(key: Secret): Credential {
   const headers = { authorization: `Bearer ${key.reveal()}` };
-  return { authorize: () => headers, secrets: [key.reveal()] };
+  return opaque("apiKey", { authorize: () => headers, secrets: [key.reveal()] });
+}
+
+/** A credential that prints and serializes as its kind only, should a provider ever be logged. */
+function opaque(kind: string, credential: Credential): Credential {
+  const shown = `[${kind} credential]`;
+  Object.defineProperty(credential, "secrets", { value: credential.secrets, enumerable: false });
+  Object.defineProperty(credential, "toJSON", { value: () => shown, enumerable: false });
+  Object.defineProperty(credential, inspect.custom, { value: () => shown, enumerable: false });
+  return credential;
 }
 
 /** An OAuth access token from google-auth-library's application default credentials (Vertex AI). */
