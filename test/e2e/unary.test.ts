@@ -240,8 +240,14 @@ describe("the official openai SDK", () => {
   });
 });
 
-describe("secrets", () => {
-  it("never writes the provider key to the logs", () => {
+describe("logs", () => {
+  it("record each failed call once, as JSON, with its code", () => {
+    const failed = gateway.logs.map((line) => JSON.parse(line) as { msg: string; code?: string; level: number }).filter((entry) => entry.msg === "call failed");
+    expect(failed.some((entry) => entry.code === "Unavailable" && entry.level === 40)).toBe(true);
+    expect(failed.some((entry) => entry.code === "NotFound" && entry.level === 30)).toBe(true);
+  });
+
+  it("never contain the provider key, even after the provider quoted it in a 401", () => {
     expect(gateway.logs.length).toBeGreaterThan(0);
     expect(gateway.logs.join("\n")).not.toContain(PROVIDER_KEY);
   });
