@@ -55,6 +55,15 @@ async function serve(argv: string[]): Promise<number> {
   const logger = createLogger({ level: config.logging.level });
   if (file) logger.info({ file }, "configuration loaded");
   const gateway = await startGateway({ config, env: process.env, logger });
+  // SIGHUP re-reads the logging settings (the logPrompt switch, the level) without a restart.
+  process.on("SIGHUP", () => {
+    try {
+      const reloaded = loadConfig({ file: values.config, env: process.env, overrides: { host: values.host, port } });
+      gateway.reconfigureLogging(reloaded.config.logging);
+    } catch (error) {
+      logger.error({ error: (error as Error).message }, "configuration not reloaded");
+    }
+  });
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {

@@ -33,6 +33,8 @@ export interface Gateway {
   /** `http://host:port` as bound (port 0 in the config picks a free one). */
   readonly url: string;
   readonly address: AddressInfo;
+  /** Applies new logging settings (level, the logPrompt switch) while serving. */
+  reconfigureLogging(settings: Config["logging"]): void;
   /** Graceful stop: refuse new calls, let in-flight ones finish until the deadline, then close. */
   close(): Promise<void>;
 }
@@ -41,7 +43,8 @@ export interface Gateway {
 export async function startGateway({ config, env, logger }: GatewayOptions): Promise<Gateway> {
   const providers = createProviderRegistry(config.providers, env);
   const upstream = createUpstreamClient(config.upstream);
-  const service = createPassthroughService({ providers, upstream });
+  const logging = { logPrompt: config.logging.logPrompt };
+  const service = createPassthroughService({ providers, upstream, logger, logging });
   const metrics = createMetricsRegistry();
   const interceptors = [
     createMetricsInterceptor(metrics, { providers: providers.list().map((p) => p.name) }),
@@ -115,6 +118,11 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
   return {
     url,
     address,
+    reconfigureLogging(settings) {
+      logger.level = settings.level;
+      logging.logPrompt = settings.logPrompt;
+      logger.info({ level: settings.level, logPrompt: settings.logPrompt }, "logging reconfigured");
+    },
     async close() {
       ready = false;
       draining.abort();

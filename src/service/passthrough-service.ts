@@ -6,6 +6,7 @@ import type { ProviderRegistry } from "../providers/registry.js";
 import { createSseParser, parseSse } from "../providers/sse.js";
 import type { CallBudget, UpstreamClient, UpstreamResponse } from "../providers/upstream.js";
 import { errorFromBadAnswer } from "../providers/upstream-error.js";
+import type { Logger } from "../logging/logger.js";
 import { kHttpExchange, type HttpExchange } from "../transcoding/http-exchange.js";
 import { parseAnswer, spliceGatewayFields, withGatewayFields } from "./answer.js";
 import { JOURNAL_KEY_HEADER, newJournalKey } from "./journal-key.js";
@@ -14,6 +15,9 @@ import { sseErrorEvent } from "./rest-errors.js";
 export interface PassthroughServiceOptions {
   providers: ProviderRegistry;
   upstream: UpstreamClient;
+  logger: Logger;
+  /** The seed's `should_log` switch, read on every call so it can be flipped while serving. */
+  logging: { logPrompt: boolean };
 }
 
 /**
@@ -21,7 +25,7 @@ export interface PassthroughServiceOptions {
  * gRPC, gRPC-Web and Connect, the transcoder over REST. On REST the caller's bytes are
  * forwarded as received and the provider's bytes answered as sent (through the HttpExchange).
  */
-export function createPassthroughService({ providers, upstream }: PassthroughServiceOptions): ServiceImpl<typeof PassthroughService> {
+export function createPassthroughService({ providers, upstream, logger, logging }: PassthroughServiceOptions): ServiceImpl<typeof PassthroughService> {
   /** Starts a call: its journal key (sent as a header at once), its provider, its body. */
   function begin(request: { providerName: string; body?: JsonObject }, context: HandlerContext) {
     const journalKey = newJournalKey();
@@ -30,6 +34,7 @@ export function createPassthroughService({ providers, upstream }: PassthroughSer
     if (request.body === undefined) {
       throw new ConnectError("body is required: the chat-completion request as a JSON object", Code.InvalidArgument);
     }
+    if (logging.logPrompt) logger.info({ journalKey, provider: provider.name, prompt: request.body }, "prompt");
     return { journalKey, provider, body: request.body };
   }
 

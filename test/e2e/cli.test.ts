@@ -27,8 +27,16 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
+interface Served {
+  child: ChildProcessWithoutNullStreams;
+  url: string;
+  exited: Promise<number | null>;
+  /** Everything written to standard output so far. */
+  output(): string;
+}
+
 /** Starts `passthrough serve` and resolves with its URL once it logs that it listens. */
-function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: ChildProcessWithoutNullStreams; url: string; exited: Promise<number | null> }> {
+function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Served> {
   const child = spawn(process.execPath, [bin, "serve", ...args], { cwd: dir, env: { PATH: process.env.PATH, ...env } });
   const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
   return new Promise((resolve, reject) => {
@@ -36,7 +44,7 @@ function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ child: Ch
     child.stdout.on("data", (chunk) => {
       out += chunk;
       const match = /"url":"(http:\/\/[^"]+)"/.exec(out);
-      if (match) resolve({ child, url: match[1], exited });
+      if (match) resolve({ child, url: match[1], exited, output: () => out });
     });
     exited.then(() => reject(new Error(`serve exited early: ${out}`)));
   });
@@ -95,4 +103,35 @@ describe("passthrough serve", () => {
     child.kill("SIGTERM");
     expect(await exited).toBe(0);
   });
+
+  it("logs prompts only while the logPrompt switch is on, flipped by SIGHUP without a restart", async () => {
+    const yaml = (on: boolean) => `server: { port: 0 }\nlogging: { logPrompt: ${on} }\nproviders:\n  - { name: local, baseUrl: "${provider.url}", apiKeyEnv: LOCAL_KEY }\n`;
+    const config = writeConfig("switch.yaml", yaml(false));
+    const served = await serve(["--config", config], { LOCAL_KEY: "sk-never-logged" });
+    const ask = (word: string) =>
+      fetch(`${served.url}/api/v1/prompts/passthrough/local/`, { method: "POST", body: JSON.stringify({ model: "m", messages: [{ role: "user", content: word }] }) });
+
+    expect((await ask("first-secret-word")).status).toBe(200);
+    writeConfig("switch.yaml", yaml(true));
+    served.child.kill("SIGHUP");
+    await waitFor(() => served.output().includes("logging reconfigured"));
+    expect((await ask("second-word")).status).toBe(200);
+    await waitFor(() => served.output().includes("second-word"));
+
+    served.child.kill("SIGTERM");
+    expect(await served.exited).toBe(0);
+    const prompts = served.output().split("\n").filter((line) => line.includes('"msg":"prompt"'));
+    expect(prompts).toHaveLength(1);
+    expect(prompts[0]).toContain("second-word");
+    expect(served.output()).not.toContain("first-secret-word");
+    expect(served.output()).not.toContain("sk-never-logged");
+  });
 });
+
+async function waitFor(condition: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting");
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
