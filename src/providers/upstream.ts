@@ -56,8 +56,6 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
   /** Per provider: the headers of every call, built once unless the credential is asynchronous. */
   const staticHeaders = new WeakMap<Provider, Record<string, string>>();
   async function headersFor(provider: Provider): Promise<Record<string, string>> {
-    const cached = staticHeaders.get(provider);
-    if (cached) return cached;
     const authorization = provider.credential.authorize();
     const headers = {
       ...provider.headers,
@@ -89,17 +87,16 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
         return { status: statusCode, headers: responseHeaders, body: response.body };
       }
       const retryAfter = headerValue(responseHeaders["retry-after"]);
+      // Read whole (error bodies are small) so that the last answer is relayed with its body.
+      const text = await readText(response.body, budget);
       if (canRetry && RETRYABLE_STATUS.has(statusCode)) {
         const delay = retryAfter === undefined ? retryDelay(attempt) : parseRetryAfter(retryAfter);
         if (delay !== undefined && delay <= options.retryAfterCapMs) {
-          await response.body.dump().catch(() => undefined);
           if (await backoff(delay, budget)) continue;
           if (budget.aborted) throw budget.abortError();
-          // Not enough time left to wait: fall through and relay this answer.
-          throw errorFromUpstreamStatus(provider, statusCode, "", retryAfter);
+          // Not enough time left to wait: relay this answer.
         }
       }
-      const text = await readText(response.body, budget);
       throw errorFromUpstreamStatus(provider, statusCode, text, retryAfter);
     }
   }

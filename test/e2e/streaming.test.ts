@@ -286,5 +286,7 @@ describe("deadlines, timeouts and retries", () => {
     const response = await postRest("quick", { model: "m" });
     expect(response.status).toBe(429);
     expect(Date.now() - started).toBeLessThan(1500);
+    // The answer relayed when no time is left to wait keeps the provider's body.
+    expect(((await response.json()) as { error: { upstream: unknown } }).error.upstream).toEqual(errorBody("slow"));
   });
 });
