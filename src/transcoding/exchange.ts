@@ -41,7 +41,7 @@ export class NodeHttpExchange implements HttpExchange {
 
   private async writeStream(contentType: string, chunks: AsyncIterable<Uint8Array | string>): Promise<void> {
     const { res } = this;
-    const gone = rejectOnAbort(this.signal);
+    const gone = abortable(this.signal);
     setResponseHeaders(res, this.responseHeader);
     res.setHeader("content-type", contentType);
     res.writeHead(200);
@@ -50,10 +50,10 @@ export class NodeHttpExchange implements HttpExchange {
     try {
       for (;;) {
         if (this.signal.aborted) throw this.signal.reason;
-        const next = await Promise.race([iterator.next(), gone.promise]);
+        const next = await gone.race(iterator.next());
         if (next.done === true) break;
         if (!(res as { write(chunk: Uint8Array | string): boolean }).write(next.value)) {
-          await Promise.race([drain(res), gone.promise]);
+          await gone.race(drain(res));
         }
       }
     } catch (e) {
@@ -70,16 +70,34 @@ export class NodeHttpExchange implements HttpExchange {
   }
 }
 
-/** A promise that rejects when the signal aborts, and a way to stop listening. */
-function rejectOnAbort(signal: AbortSignal): { promise: Promise<never>; dispose(): void } {
-  let onAbort = () => {};
-  const promise = new Promise<never>((_, reject) => {
-    onAbort = () => reject(signal.reason);
-    if (signal.aborted) onAbort();
-    else signal.addEventListener("abort", onAbort, { once: true });
-  });
-  promise.catch(() => {});
-  return { promise, dispose: () => signal.removeEventListener("abort", onAbort) };
+/**
+ * `race(p)` settles as `p` does, or rejects with the signal's reason once it aborts. Unlike
+ * Promise.race against one long-lived promise, nothing accumulates over a long stream: only the
+ * pending step is ever wired to the signal.
+ */
+function abortable(signal: AbortSignal): { race<T>(step: Promise<T>): Promise<T>; dispose(): void } {
+  let rejectPending: ((reason: unknown) => void) | undefined;
+  const onAbort = () => rejectPending?.(signal.reason);
+  signal.addEventListener("abort", onAbort, { once: true });
+  return {
+    race<T>(step: Promise<T>): Promise<T> {
+      if (signal.aborted) {
+        step.catch(() => {});
+        return Promise.reject(signal.reason);
+      }
+      return new Promise<T>((resolve, reject) => {
+        rejectPending = reject;
+        const settle = () => {
+          if (rejectPending === reject) rejectPending = undefined;
+        };
+        step.then(
+          (value) => (settle(), resolve(value)),
+          (error: unknown) => (settle(), reject(error)),
+        );
+      });
+    },
+    dispose: () => signal.removeEventListener("abort", onAbort),
+  };
 }
 
 function drain(res: NodeResponse): Promise<void> {

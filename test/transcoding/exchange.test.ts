@@ -257,6 +257,38 @@ describe("HttpExchange", () => {
     expect(outcome.finalized).toBe(true);
   });
 
+  it("when the caller goes away while the next chunk is pending, stream rejects at once", async () => {
+    const done = deferred<{ error: unknown; after: number }>();
+    let abortedAt = 0;
+    server = await startLibraryServer({
+      impl: {
+        async readFile(_req, ctx) {
+          const chunks = (async function* () {
+            yield "first\n";
+            await new Promise(() => {}); // a source that never yields again
+          })();
+          try {
+            await exchangeOf(ctx).stream("text/plain", chunks);
+            done.resolve({ error: undefined, after: Date.now() - abortedAt });
+          } catch (error) {
+            done.resolve({ error, after: Date.now() - abortedAt });
+            throw error;
+          }
+          return {};
+        },
+      },
+    });
+    const abort = new AbortController();
+    const res = await fetch(`${server.baseUrl}/v1/files/hang:read`, { signal: abort.signal });
+    const reader = res.body!.getReader();
+    await reader.read();
+    abortedAt = Date.now();
+    abort.abort();
+    const outcome = await done.promise;
+    expect((outcome.error as ConnectError).code).toBe(Code.Canceled);
+    expect(outcome.after).toBeLessThan(1000);
+  });
+
   it("when the chunks throw after the headers, the response ends and stream rejects", async () => {
     const outcome = deferred<unknown>();
     server = await startLibraryServer({
