@@ -50,19 +50,21 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
     createMetricsInterceptor(metrics, { providers: providers.list().map((p) => p.name) }),
     createErrorBoundaryInterceptor(logger),
   ];
-  const shutdown = new AbortController();
+  /** Aborted when close() begins (readiness, health) and when in-flight calls must end (calls). */
   const draining = new AbortController();
+  const shutdown = new AbortController();
   const served = [PassthroughService, Health, ServerReflection, ServerReflectionV1alpha];
+  const passthrough = [{ service: PassthroughService, impl: service }];
 
   const transcoder = createTranscoder({
-    services: [{ service: PassthroughService, impl: service }],
+    services: passthrough,
     interceptors,
     maxBodyBytes: config.server.maxBodyBytes,
     writeError: writeRestError,
     shutdownSignal: shutdown.signal,
   });
   const grpcUnary = createGrpcUnaryHandler({
-    services: [{ service: PassthroughService, impl: service }],
+    services: passthrough,
     interceptors,
     readMaxBytes: config.server.maxBodyBytes,
     shutdownSignal: shutdown.signal,
@@ -80,7 +82,6 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
     fallback: (req, res) => notFound(req, res),
   });
 
-  let ready = true;
   let inFlight = 0;
   let idle: (() => void) | undefined;
   const serveMetrics = createMetricsHandler(metrics);
@@ -92,7 +93,7 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
     });
     const path = req.url ?? "/";
     if (path === "/healthz" || path === "/readyz") {
-      const ok = path === "/healthz" || ready;
+      const ok = path === "/healthz" || !draining.signal.aborted;
       res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
       res.end(ok ? '{"status":"ok"}' : '{"status":"shutting down"}');
       return;
@@ -124,7 +125,6 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
       logger.info({ level: settings.level, logPrompt: settings.logPrompt }, "logging reconfigured");
     },
     async close() {
-      ready = false;
       draining.abort();
       listener.stopAccepting();
       if (inFlight > 0) {
