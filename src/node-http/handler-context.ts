@@ -6,6 +6,8 @@ import {
   type HandlerContext,
 } from "@connectrpc/connect";
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import { requestHeaders, requestUrl, type NodeRequest } from "./request.js";
+import type { NodeResponse } from "./response.js";
 
 export interface CallContextInit {
   service: DescService;
@@ -60,6 +62,44 @@ export function createCallContext(init: CallContextInit): CallContext {
     responseTrailer: new Headers(),
     values: init.contextValues ?? createContextValues(),
     abort,
+  };
+}
+
+/** A call served from a Node.js request: its context, and how it ends. */
+export interface NodeCall {
+  readonly context: CallContext;
+  /** True once the caller went away before the response was finished. */
+  callerGone(): boolean;
+  /**
+   * The error to answer with, the call's signal aborted with it. As connect-node: a foreign
+   * error is a bug, reported as INTERNAL without its message (kept as the cause).
+   */
+  fail(reason: unknown): ConnectError;
+  /** As connect-node, the signal aborts when the call is over. */
+  complete(): void;
+}
+
+// One shared reason: a DOMException per call would cost its stack trace.
+const callComplete = new DOMException("The call is complete.", "AbortError");
+
+/** Starts a call for a Node.js request: its signal also aborts (CANCELED) when the caller goes away. */
+export function startNodeCall(req: NodeRequest, res: NodeResponse, init: Omit<CallContextInit, "url" | "requestHeader">): NodeCall {
+  const context = createCallContext({ ...init, url: requestUrl(req), requestHeader: requestHeaders(req) });
+  let gone = false;
+  res.once("close", () => {
+    if (res.writableFinished) return;
+    gone = true;
+    context.abort(new ConnectError("the client closed the connection", Code.Canceled));
+  });
+  return {
+    context,
+    callerGone: () => gone,
+    fail(reason) {
+      const error = reason instanceof ConnectError ? reason : new ConnectError("internal error", Code.Internal, undefined, undefined, reason);
+      context.abort(error);
+      return error;
+    },
+    complete: () => context.abort(callComplete),
   };
 }
 

@@ -4,8 +4,8 @@ import { fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, createServiceImplSpec, type Interceptor, type MethodImplSpec, type ServiceImpl } from "@connectrpc/connect";
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { createCallContext } from "../node-http/handler-context.js";
-import { readRequestBody, requestHeaders, requestUrl } from "../node-http/request.js";
+import { startNodeCall } from "../node-http/handler-context.js";
+import { readRequestBody } from "../node-http/request.js";
 
 export interface GrpcUnaryOptions {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -24,7 +24,6 @@ export type GrpcUnaryHandler = (
 
 type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 
-const callComplete = new ConnectError("the call is complete", Code.Canceled);
 
 /**
  * The common case of gRPC — a unary call, one uncompressed protobuf message over HTTP/2 —
@@ -44,19 +43,15 @@ export function createGrpcUnaryHandler(options: GrpcUnaryOptions): GrpcUnaryHand
 
   async function serve(spec: UnarySpec, req: Http2ServerRequest, res: Http2ServerResponse) {
     const timeout = parseTimeout(headerValue(req.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
-    const context = createCallContext({
+    const call = startNodeCall(req, res, {
       service: spec.method.parent,
       method: spec.method,
       protocolName: "grpc",
       requestMethod: "POST",
-      url: requestUrl(req),
       timeoutMs: timeout.timeoutMs,
       shutdownSignal: options.shutdownSignal,
-      requestHeader: requestHeaders(req),
     });
-    res.once("close", () => {
-      if (!res.writableFinished) context.abort(new ConnectError("the client cancelled the call", Code.Canceled));
-    });
+    const { context } = call;
     let body: Uint8Array | undefined;
     let trailer = context.responseTrailer;
     try {
@@ -67,11 +62,9 @@ export function createGrpcUnaryHandler(options: GrpcUnaryOptions): GrpcUnaryHand
       body = wrapEnvelope(toBinary(spec.method.output, output));
       trailer.set("grpc-status", grpcStatusOk);
     } catch (e) {
-      const error = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
-      context.abort(error);
-      trailer = setTrailerStatus(new Headers(trailer), error);
+      trailer = setTrailerStatus(new Headers(trailer), call.fail(e));
     } finally {
-      context.abort(callComplete);
+      call.complete();
     }
     if (res.destroyed || res.headersSent) return;
     context.responseHeader.forEach((value, name) => res.setHeader(name, value));

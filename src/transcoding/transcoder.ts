@@ -12,10 +12,10 @@ import {
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { writeJsonError, type ErrorResponse, type WriteError } from "./error-response.js";
 import { NodeHttpExchange } from "./exchange.js";
-import { createCallContext } from "../node-http/handler-context.js";
+import { startNodeCall } from "../node-http/handler-context.js";
 import { kHttpExchange, type HttpExchange } from "./http-exchange.js";
 import { readHttpBindings } from "./http-rule.js";
-import { readRequestBody, requestHeaders, requestUrl, type NodeRequest } from "../node-http/request.js";
+import { readRequestBody, type NodeRequest } from "../node-http/request.js";
 import { canRespond, endResponse, setResponseHeaders, type NodeResponse } from "../node-http/response.js";
 import { parsePathTemplate, type PathTemplate } from "./path-template.js";
 import { buildRequestMessage, compileRequestPlan, type RequestPlan } from "./request-message.js";
@@ -72,7 +72,6 @@ interface RouteTarget {
 
 const defaultMaxBodyBytes = 8 * 1024 * 1024;
 const emptyBody = new Uint8Array(0);
-const callComplete = new DOMException("The call is complete.", "AbortError");
 
 /** Builds the REST transcoder; throws when a service's HTTP rules are invalid. */
 export function createTranscoder(options: TranscoderOptions): Transcoder {
@@ -82,22 +81,15 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
 
   async function serve(route: Route<RouteTarget>, values: string[], req: NodeRequest, res: NodeResponse, path: string, query: string) {
     const { spec, plan, serialize } = route.target;
-    const context = createCallContext({
+    const call = startNodeCall(req, res, {
       service: spec.method.parent,
       method: spec.method,
       protocolName: restProtocolName,
       requestMethod: route.httpMethod,
-      url: requestUrl(req),
       timeoutMs: opt.maxTimeoutMs,
       shutdownSignal: opt.shutdownSignal,
-      requestHeader: requestHeaders(req),
     });
-    let callerGone = false;
-    res.once("close", () => {
-      if (res.writableFinished) return;
-      callerGone = true;
-      context.abort(new ConnectError("the client closed the connection", Code.Canceled));
-    });
+    const { context } = call;
     let exchange: NodeHttpExchange | undefined;
     try {
       const body = plan.body.kind === "none" ? emptyBody : await readRequestBody(req, opt.maxBodyBytes);
@@ -119,20 +111,17 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
         endResponse(res, 200, "application/json", serialize(output));
       }
     } catch (e) {
-      // As connect-node: a foreign error is a bug, reported without its message.
-      const error = e instanceof ConnectError ? e : new ConnectError("internal error", Code.Internal, undefined, undefined, e);
-      context.abort(error);
+      const error = call.fail(e);
       if (exchange?.streaming !== undefined) {
         await exchange.streaming.catch(() => {});
         if (!res.writableEnded) res.end();
         return;
       }
-      if (canRespond(res) && !callerGone) {
+      if (canRespond(res) && !call.callerGone()) {
         respondWithError(res, error, context.responseHeader, context.responseTrailer, exchange);
       }
     } finally {
-      // As connect-node, the signal aborts when the call is over; a shared reason spares a DOMException per call.
-      context.abort(callComplete);
+      call.complete();
     }
   }
 
