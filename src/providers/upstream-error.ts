@@ -4,7 +4,8 @@ import type { Provider } from "./provider.js";
 /**
  * Why a provider call failed, kept as the ConnectError's `cause`. `httpStatus` is what a REST
  * caller sees (the transcoder's convention); `upstreamStatus` and `upstreamBody` are what the
- * provider sent, already scrubbed of the gateway's own secrets.
+ * provider sent, already scrubbed of the gateway's own secrets. A `Retry-After` travels in the
+ * ConnectError's metadata, which every protocol relays.
  */
 export class UpstreamError extends Error {
   override name = "UpstreamError";
@@ -15,7 +16,6 @@ export class UpstreamError extends Error {
     readonly httpStatus: number,
     readonly upstreamStatus?: number,
     readonly upstreamBody?: unknown,
-    readonly retryAfter?: string,
   ) {
     super(message);
   }
@@ -29,7 +29,7 @@ export function errorFromUpstreamStatus(provider: Provider, status: number, body
     return upstreamError(`provider "${provider.name}" rejected the gateway's credentials (HTTP ${status})`, Code.Internal, "UpstreamAuthenticationError", 502, status);
   }
   if (status === 429) {
-    const error = upstreamError(`provider "${provider.name}" is rate limiting (HTTP 429)`, Code.ResourceExhausted, "UpstreamRateLimited", 429, status, body, retryAfter);
+    const error = upstreamError(`provider "${provider.name}" is rate limiting (HTTP 429)`, Code.ResourceExhausted, "UpstreamRateLimited", 429, status, body);
     if (retryAfter) error.metadata.set("retry-after", retryAfter);
     return error;
   }
@@ -68,9 +68,8 @@ function upstreamError(
   httpStatus: number,
   upstreamStatus?: number,
   upstreamBody?: unknown,
-  retryAfter?: string,
 ): ConnectError {
-  const cause = new UpstreamError(message, errorClass, httpStatus, upstreamStatus, upstreamBody, retryAfter);
+  const cause = new UpstreamError(message, errorClass, httpStatus, upstreamStatus, upstreamBody);
   return new ConnectError(message, code, undefined, undefined, cause);
 }
 

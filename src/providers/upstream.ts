@@ -22,6 +22,9 @@ export interface UpstreamResponse {
   body: Dispatcher.ResponseData["body"] | UpstreamAnswer["body"];
 }
 
+/** A 2xx answer whose body is still arriving: a stream to relay. */
+export type StreamedResponse = UpstreamResponse & { body: Dispatcher.ResponseData["body"] };
+
 export interface UpstreamClient {
   /**
    * A budget for one call to this provider: the smaller of its timeout and the caller's
@@ -35,7 +38,7 @@ export interface UpstreamClient {
    * whole (unary calls); otherwise its body is a stream to relay as it arrives.
    */
   send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "buffered"): Promise<UpstreamResponse & { body: UpstreamAnswer["body"] }>;
-  send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "stream"): Promise<UpstreamResponse & { body: Dispatcher.ResponseData["body"] }>;
+  send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "stream"): Promise<StreamedResponse>;
   close(): Promise<void>;
 }
 

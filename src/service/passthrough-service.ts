@@ -4,7 +4,7 @@ import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import type { Provider } from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
 import { createSseParser, parseSse } from "../providers/sse.js";
-import type { CallBudget, UpstreamClient, UpstreamResponse } from "../providers/upstream.js";
+import type { CallBudget, StreamedResponse, UpstreamClient, UpstreamResponse } from "../providers/upstream.js";
 import { errorFromBadAnswer } from "../providers/upstream-error.js";
 import type { Logger } from "../logging/logger.js";
 import { kHttpExchange, type HttpExchange } from "../transcoding/http-exchange.js";
@@ -112,10 +112,10 @@ export function createPassthroughService({ providers, upstream, logger, logging 
  * Yields the provider's events as they complete: whole events only, so that a stream broken
  * midway ends with a well-formed SSE error event rather than half an event.
  */
-async function* relayEvents(response: UpstreamResponse, budget: CallBudget, journalKey: string) {
+async function* relayEvents(response: StreamedResponse, budget: CallBudget, journalKey: string) {
   const parser = createSseParser();
   try {
-    for await (const chunk of response.body as AsyncIterable<Uint8Array>) {
+    for await (const chunk of response.body) {
       const events = parser.push(chunk);
       if (events.length === 1) yield events[0].raw;
       else if (events.length > 1) yield Buffer.concat(events.map((event) => event.raw));

@@ -33,10 +33,8 @@ export function writeRestError(error: ConnectError, call: { responseHeader: Head
     journalKey = newJournalKey();
     call.responseHeader.set(JOURNAL_KEY_HEADER, journalKey);
   }
-  const headers: Record<string, string> = { "content-type": "application/json" };
-  const retryAfter = error.cause instanceof UpstreamError ? error.cause.retryAfter : error.metadata.get("retry-after");
-  if (retryAfter) headers["retry-after"] = retryAfter;
-  return { status: httpStatusOf(error), headers, body: JSON.stringify(errorEnvelope(error, journalKey)) };
+  // The transcoder adds the error's metadata (a relayed Retry-After) as headers.
+  return { status: httpStatusOf(error), headers: { "content-type": "application/json" }, body: JSON.stringify(errorEnvelope(error, journalKey)) };
 }
 
 /** An SSE event that ends a REST stream which broke after it had started. */
