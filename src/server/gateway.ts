@@ -15,6 +15,7 @@ import { createUpstreamClient } from "../providers/upstream.js";
 import { createPassthroughService } from "../service/passthrough-service.js";
 import { writeRestError } from "../service/rest-errors.js";
 import { createTranscoder } from "../transcoding/transcoder.js";
+import { createConnectUnaryHandler } from "./connect-unary.js";
 import { createGrpcUnaryHandler } from "./grpc-unary.js";
 import { createHealthService } from "./health.js";
 import { createListener, type NodeHandler } from "./listener.js";
@@ -63,12 +64,9 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
     writeError: writeRestError,
     shutdownSignal: shutdown.signal,
   });
-  const grpcUnary = createGrpcUnaryHandler({
-    services: passthrough,
-    interceptors,
-    readMaxBytes: config.server.maxBodyBytes,
-    shutdownSignal: shutdown.signal,
-  });
+  const fastPathOptions = { services: passthrough, interceptors, readMaxBytes: config.server.maxBodyBytes, shutdownSignal: shutdown.signal };
+  const grpcUnary = createGrpcUnaryHandler(fastPathOptions);
+  const connectUnary = createConnectUnaryHandler(fastPathOptions);
   const rpc = connectNodeAdapter({
     routes: (router) =>
       router
@@ -99,7 +97,7 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
       return;
     }
     if (path === "/metrics") return serveMetrics(req, res);
-    if (transcoder.handle(req, res) || grpcUnary(req, res)) return;
+    if (transcoder.handle(req, res) || grpcUnary(req, res) || connectUnary(req, res)) return;
     rpc(req, res);
   };
 

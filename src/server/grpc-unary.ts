@@ -1,29 +1,19 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { fromBinary, toBinary, type DescService } from "@bufbuild/protobuf";
-import { Code, ConnectError, createServiceImplSpec, type Interceptor, type MethodImplSpec, type ServiceImpl } from "@connectrpc/connect";
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { startNodeCall } from "../node-http/handler-context.js";
 import { readRequestBody } from "../node-http/request.js";
+import { headerValue, unaryMethodsByPath, type FastPathHandler, type ServedService, type UnarySpec } from "./unary-methods.js";
 
 export interface GrpcUnaryOptions {
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  services: Array<{ service: DescService; impl: Partial<ServiceImpl<any>> }>;
+  services: ServedService[];
   interceptors: Interceptor[];
   /** Largest request message in bytes. */
   readMaxBytes: number;
   shutdownSignal?: AbortSignal;
 }
-
-/** Serves the request and returns true, or returns false (touching nothing) for connect-node to serve. */
-export type GrpcUnaryHandler = (
-  req: IncomingMessage | Http2ServerRequest,
-  res: ServerResponse | Http2ServerResponse,
-) => boolean;
-
-type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
-
 
 /**
  * The common case of gRPC — a unary call, one uncompressed protobuf message over HTTP/2 —
@@ -33,13 +23,8 @@ type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
  * the same headers, messages and status trailers. Anything else (streaming methods,
  * compression, JSON codec, gRPC-Web, Connect) is left to connect-node.
  */
-export function createGrpcUnaryHandler(options: GrpcUnaryOptions): GrpcUnaryHandler {
-  const methods = new Map<string, UnarySpec>();
-  for (const { service, impl } of options.services) {
-    for (const spec of Object.values(createServiceImplSpec(service, impl).methods)) {
-      if (spec.kind === "unary") methods.set(`/${service.typeName}/${spec.method.name}`, spec);
-    }
-  }
+export function createGrpcUnaryHandler(options: GrpcUnaryOptions): FastPathHandler {
+  const methods = unaryMethodsByPath(options.services);
 
   async function serve(spec: UnarySpec, req: Http2ServerRequest, res: Http2ServerResponse) {
     const timeout = parseTimeout(headerValue(req.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
@@ -108,8 +93,4 @@ function wrapEnvelope(message: Uint8Array): Uint8Array {
   out.writeUInt32BE(message.byteLength, 1);
   out.set(message, 5);
   return out;
-}
-
-function headerValue(value: string | string[] | undefined): string | null {
-  return value === undefined ? null : Array.isArray(value) ? value[0] : value;
 }

@@ -1,0 +1,37 @@
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { DescService } from "@bufbuild/protobuf";
+import { createServiceImplSpec, type MethodImplSpec, type ServiceImpl } from "@connectrpc/connect";
+
+export interface ServedService {
+  service: DescService;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  impl: Partial<ServiceImpl<any>>;
+}
+
+export type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
+
+/**
+ * A fast path in front of connect-node: serves the request and returns true, or returns false,
+ * touching nothing, for connect-node to serve.
+ */
+export type FastPathHandler = (
+  req: IncomingMessage | Http2ServerRequest,
+  res: ServerResponse | Http2ServerResponse,
+) => boolean;
+
+/** The unary methods of these services by request path, `/package.Service/Method`. */
+export function unaryMethodsByPath(services: ServedService[]): Map<string, UnarySpec> {
+  const methods = new Map<string, UnarySpec>();
+  for (const { service, impl } of services) {
+    for (const spec of Object.values(createServiceImplSpec(service, impl).methods)) {
+      if (spec.kind === "unary") methods.set(`/${service.typeName}/${spec.method.name}`, spec);
+    }
+  }
+  return methods;
+}
+
+/** A request header's first value, or null as fetch Headers would say. */
+export function headerValue(value: string | string[] | undefined): string | null {
+  return value === undefined ? null : Array.isArray(value) ? value[0] : value;
+}
