@@ -3,7 +3,7 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import type { Provider } from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
-import { createSseParser, parseSse } from "../providers/sse.js";
+import { createSseSplitter, parseSse } from "../providers/sse.js";
 import type { CallBudget, StreamedResponse, UpstreamClient, UpstreamResponse } from "../providers/upstream.js";
 import { errorFromBadAnswer } from "../providers/upstream-error.js";
 import type { Logger } from "../logging/logger.js";
@@ -113,14 +113,14 @@ export function createPassthroughService({ providers, upstream, logger, logging 
  * midway ends with a well-formed SSE error event rather than half an event.
  */
 async function* relayEvents(response: StreamedResponse, budget: CallBudget, journalKey: string) {
-  const parser = createSseParser();
+  const splitter = createSseSplitter();
   try {
     for await (const chunk of response.body) {
-      const events = parser.push(chunk);
-      if (events.length === 1) yield events[0].raw;
-      else if (events.length > 1) yield Buffer.concat(events.map((event) => event.raw));
+      const events = splitter.push(chunk);
+      if (events.length > 0) yield events;
     }
-    for (const event of parser.end()) yield event.raw;
+    const rest = splitter.end();
+    if (rest.length > 0) yield rest;
   } catch (error) {
     yield sseErrorEvent(budget.failure(error), journalKey);
   }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { createSseParser, parseSse, type SseEvent } from "../../src/providers/sse.js";
+import { createSseParser, createSseSplitter, parseSse, type SseEvent } from "../../src/providers/sse.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -34,6 +34,13 @@ const chunk = (content: string) =>
 const openAiStream = (eol: string) =>
   [`data: ${chunk("Hel")}`, "", `data: ${chunk("lo wörld 👋")}`, "", "data: [DONE]", "", ""].join(eol);
 
+const streams = [
+  ["LF", openAiStream("\n")],
+  ["CRLF", openAiStream("\r\n")],
+  ["CR", openAiStream("\r")],
+  ["mixed", "event: a\r\ndata: 1\rdata: é\n\r\n: c\n\nid: 3\r\ndata: 👋\r\r"],
+];
+
 describe("createSseParser", () => {
   it.each([
     ["LF", "\n"],
@@ -66,13 +73,6 @@ describe("createSseParser", () => {
     expect(events).toHaveLength(expected.length);
     expected.forEach((fields, index) => expectFields(events[index], fields));
   });
-
-  const streams = [
-    ["LF", openAiStream("\n")],
-    ["CRLF", openAiStream("\r\n")],
-    ["CR", openAiStream("\r")],
-    ["mixed", "event: a\r\ndata: 1\rdata: é\n\r\n: c\n\nid: 3\r\ndata: 👋\r\r"],
-  ];
 
   it.each(streams)("gives the same events however a %s stream is split", (_name, text) => {
     const bytes = encoder.encode(text);
@@ -155,5 +155,52 @@ describe("parseSse", () => {
     const data: string[] = [];
     for await (const event of parseSse(source())) data.push(event.data);
     expect(data).toEqual([chunk("Hel"), chunk("lo wörld 👋"), "[DONE]"]);
+  });
+});
+
+describe("createSseSplitter", () => {
+  /** Feeds the chunks to one splitter; returns each non-empty piece it gave, decoded. */
+  function split(chunks: Uint8Array[]): string[] {
+    const splitter = createSseSplitter();
+    const pieces = [...chunks.map((chunk) => splitter.push(chunk)), splitter.end()];
+    return pieces.filter((piece) => piece.length > 0).map((piece) => decoder.decode(piece));
+  }
+
+  it.each(streams)("cuts a %s stream exactly where its blocks end, however it is split", (_name, text) => {
+    const bytes = encoder.encode(text);
+    const eventEnds = new Set<number>();
+    let offset = 0;
+    for (const event of parse([bytes])) eventEnds.add((offset += encoder.encode(event.raw).length));
+    // Unlike the parser, which gives a block without data with the next event, it cuts after it.
+    const comment = text.indexOf(": c\n\n");
+    if (comment !== -1) eventEnds.add(encoder.encode(text.slice(0, comment + 5)).length);
+    for (const chunks of splits(bytes)) {
+      const pieces = split(chunks);
+      expect(pieces.join("")).toBe(text);
+      let end = 0;
+      for (const piece of pieces) expect(eventEnds).toContain((end += encoder.encode(piece).length));
+    }
+    // Fed a byte at a time, it gives each event as soon as it is complete.
+    expect(split(splits(bytes).at(-1)!).length).toBe(eventEnds.size);
+  });
+
+  it("holds a blank line's CR until it knows whether a LF follows", () => {
+    const splitter = createSseSplitter();
+    expect(decoder.decode(splitter.push(encoder.encode("data: a\r\n\r")))).toBe("");
+    expect(decoder.decode(splitter.push(encoder.encode("\ndata: b")))).toBe("data: a\r\n\r\n");
+    expect(decoder.decode(splitter.end())).toBe("data: b");
+  });
+
+  it("gives a block of comments alone as a whole block, and drops a trailing one at the end", () => {
+    const splitter = createSseSplitter();
+    expect(decoder.decode(splitter.push(encoder.encode(": keep-alive\n\ndata: x\n\n: bye")))).toBe(": keep-alive\n\ndata: x\n\n");
+    expect(splitter.end()).toHaveLength(0);
+  });
+
+  it("keeps nothing of a half event until its blank line arrives", () => {
+    const splitter = createSseSplitter();
+    expect(splitter.push(encoder.encode('data: {"a":'))).toHaveLength(0);
+    expect(splitter.push(encoder.encode("1}\n"))).toHaveLength(0);
+    expect(decoder.decode(splitter.push(encoder.encode("\n")))).toBe('data: {"a":1}\n\n');
   });
 });
