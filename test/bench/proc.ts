@@ -185,12 +185,13 @@ export type LoadMessage = { type: "start" } | { type: "result"; result: unknown 
 
 /**
  * Runs a load-generator script (TypeScript, through tsx) in its own process with params as argv[2];
- * calls onStart when it begins measuring and onEnd as soon as its result arrives.
+ * calls onStart when it begins measuring and onEnd as soon as its result arrives, each with the
+ * child's pid.
  */
 export async function runLoadChild<T>(
   script: string,
   params: unknown,
-  hooks: { onStart(): void; onEnd(): void },
+  hooks: { onStart(childPid: number | undefined): void; onEnd(childPid: number | undefined): void },
   timeoutMs: number,
 ): Promise<T> {
   const child = track(
@@ -208,9 +209,9 @@ export async function runLoadChild<T>(
         reject(new Error(`load generator ${script} timed out after ${timeoutMs} ms`));
       }, timeoutMs);
       child.on("message", (message: LoadMessage) => {
-        if (message.type === "start") hooks.onStart();
+        if (message.type === "start") hooks.onStart(child.pid);
         if (message.type === "result" && !settled) {
-          hooks.onEnd();
+          hooks.onEnd(child.pid);
           settled = true;
           clearTimeout(timer);
           resolve(nullToNaN(message.result) as T);

@@ -30,6 +30,8 @@ export interface RunRecord {
   /** Streams open at the same time (first byte received, not yet ended), at most. */
   maxOpen?: number;
   cpuUsPerCall: number;
+  /** The load generator's CPU time per call (unary scenarios): it competes for the same cores. */
+  loadCpuUsPerCall?: number;
   /** VmHWM after a reset at the start of the run (the true peak); sampledRssMb is the 100 ms poller's max. */
   peakRssMb: number;
   sampledRssMb: number;
@@ -108,7 +110,7 @@ function table(title: string, note: string, header: string[], rows: string[][]):
 
 function unaryTable(results: Results, scenario: ScenarioKey, title: string, note: string, references: Array<[ScenarioKey, string, string]>): string {
   const withGatewayRest = scenario === "grpc" || scenario === "connect";
-  const header = ["target", "req/s", "p50 ms", "p99 ms", "CPU µs/call", "peak RSS MB", "vs direct", "vs bare", ...(withGatewayRest ? ["vs gateway REST"] : []), "failed", "req/s spread"];
+  const header = ["target", "req/s", "p50 ms", "p99 ms", "CPU µs/call", "load gen CPU µs/call", "peak RSS MB", "vs direct", "vs bare", ...(withGatewayRest ? ["vs gateway REST"] : []), "failed", "req/s spread"];
   const rows = references
     .filter(([from, target]) => results.runs(from, target).length > 0)
     .map(([from, target, label]) => [
@@ -117,6 +119,7 @@ function unaryTable(results: Results, scenario: ScenarioKey, title: string, note
       ms(results.median(from, target, "p50")),
       ms(results.median(from, target, "p99")),
       fixed(results.median(from, target, "cpuUsPerCall"), 1),
+      fixed(results.median(from, target, "loadCpuUsPerCall"), 1),
       fixed(results.median(from, target, "peakRssMb"), 0),
       times(results.ratio([from, target], [from === "rest-c1" ? "rest-c1" : "rest", DIRECT], "rps")),
       times(results.ratio([from, target], [from === "rest-c1" ? "rest-c1" : "rest", BARE], "rps")),
@@ -225,6 +228,8 @@ export function verdicts(results: Results, settings: { streams: number }): Verdi
   const bareAddedP99 = results.difference(["rest-c1", BARE], ["rest-c1", DIRECT], "p99");
   const grpcCpu = results.median("grpc", GATEWAY_GRPC, "cpuUsPerCall");
   const grpcVsRest = results.ratio(["grpc", GATEWAY_GRPC], ["rest", GATEWAY], "rps");
+  const grpcLoadCpu = results.median("grpc", GATEWAY_GRPC, "loadCpuUsPerCall");
+  const restLoadCpu = results.median("rest", GATEWAY, "loadCpuUsPerCall");
   const connectVsRest = results.ratio(["connect", GATEWAY_CONNECT], ["rest", GATEWAY], "rps");
   const ttfbVsBare = results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP50");
   const ttfbP99VsBare = results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP99");
@@ -239,7 +244,7 @@ export function verdicts(results: Results, settings: { streams: number }): Verdi
     // The issue's 80 µs was twice its bare proxy's 40 µs: the same bound, relative to this machine's floor.
     verdict("REST unary gateway CPU per call ≤ 2× the bare proxy's", gatewayRest && results.has("rest", BARE), cpu <= 2 * bareCpu, `${fixed(cpu / bareCpu, 2)}× the bare proxy's`),
     verdict("p99 added latency at c=1 < 1 ms (gateway p99 − direct p99)", results.has("rest-c1", GATEWAY) && results.has("rest-c1", DIRECT), addedP99 < 1, `${plusMs(addedP99)} (bare proxy: ${plusMs(bareAddedP99)})`),
-    verdict("gRPC unary ≥ half the REST req/s", results.has("grpc", GATEWAY_GRPC) && gatewayRest, grpcVsRest >= 0.5, `${percent(grpcVsRest)} of gateway REST`),
+    verdict("gRPC unary ≥ half the REST req/s", results.has("grpc", GATEWAY_GRPC) && gatewayRest, grpcVsRest >= 0.5, `${percent(grpcVsRest)} of gateway REST; the load generator's CPU per call: ${fixed(grpcLoadCpu, 0)} µs (grpc-js) against ${fixed(restLoadCpu, 0)} µs (autocannon)`),
     // req/s on 2 shared cores also measures the load generator (grpc-js costs more per call than autocannon).
     verdict("gRPC unary gateway CPU per call ≤ 2× REST's", results.has("grpc", GATEWAY_GRPC) && gatewayRest, grpcCpu <= 2 * cpu, `${fixed(grpcCpu, 1)} µs/call, ${fixed(grpcCpu / cpu, 2)}× REST's`),
     verdict("Connect unary ≥ half the REST req/s", results.has("connect", GATEWAY_CONNECT) && gatewayRest, connectVsRest >= 0.5, `${percent(connectVsRest)} of gateway REST`),

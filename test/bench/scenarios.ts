@@ -22,10 +22,15 @@ export interface HttpTarget {
   headers: Record<string, string>;
 }
 
-/** Runs one load child against one process, measuring that process's CPU and memory while it measures. */
+/**
+ * Runs one load child against one process, measuring that process's CPU and memory while it
+ * measures, and the load child's own CPU (it shares the cores).
+ */
 async function measure<T>(pid: number, script: string, params: unknown, timeoutMs: number) {
   let cpuStart: number | undefined;
   let cpuEnd: number | undefined;
+  let loadCpuStart: number | undefined;
+  let loadCpuEnd: number | undefined;
   let peakKb: number | undefined;
   let sampledKb = Number.NaN;
   let peakReset = false;
@@ -33,22 +38,25 @@ async function measure<T>(pid: number, script: string, params: unknown, timeoutM
   let machineStart: ReturnType<typeof cpuReading> | undefined;
   let foreignCpuPct = Number.NaN;
   const result = await runLoadChild<T>(path.join(benchDir, script), params, {
-    onStart() {
+    onStart(loadPid) {
       peakReset = resetPeakRss(pid);
       cpuStart = cpuMicros(pid);
+      if (loadPid !== undefined) loadCpuStart = cpuMicros(loadPid);
       sampler = sampleRss(pid, 100);
       machineStart = cpuReading();
     },
-    onEnd() {
+    onEnd(loadPid) {
       cpuEnd = cpuMicros(pid);
+      if (loadPid !== undefined) loadCpuEnd = cpuMicros(loadPid);
       if (machineStart) foreignCpuPct = foreignCpuPercent(machineStart, cpuReading());
       sampledKb = sampler?.stop() ?? Number.NaN;
       peakKb = memoryKb(pid)?.peak;
     },
   }, timeoutMs).finally(() => sampler?.stop());
   const cpuUs = cpuStart !== undefined && cpuEnd !== undefined ? cpuEnd - cpuStart : Number.NaN;
+  const loadCpuUs = loadCpuStart !== undefined && loadCpuEnd !== undefined ? loadCpuEnd - loadCpuStart : Number.NaN;
   const peakRssMb = peakReset ? mb(peakKb) : Math.max(mb(peakKb), mb(sampledKb));
-  return { result, cpuUs, peakRssMb, sampledRssMb: mb(sampledKb), foreignCpuPct };
+  return { result, cpuUs, loadCpuUs, peakRssMb, sampledRssMb: mb(sampledKb), foreignCpuPct };
 }
 
 function perCall(cpuUs: number, calls: number): number {
@@ -106,6 +114,7 @@ export class Bench {
       p50: run.result.latencyMs.p50,
       p99: run.result.latencyMs.p99,
       cpuUsPerCall: perCall(run.cpuUs, run.result.ok + run.result.non2xx),
+      loadCpuUsPerCall: perCall(run.loadCpuUs, run.result.ok + run.result.non2xx),
       peakRssMb: run.peakRssMb,
       sampledRssMb: run.sampledRssMb,
       foreignCpuPct: run.foreignCpuPct,
@@ -138,6 +147,7 @@ export class Bench {
       p50: run.result.latencyMs.p50,
       p99: run.result.latencyMs.p99,
       cpuUsPerCall: perCall(run.cpuUs, run.result.ok + run.result.errors),
+      loadCpuUsPerCall: perCall(run.loadCpuUs, run.result.ok + run.result.errors),
       peakRssMb: run.peakRssMb,
       sampledRssMb: run.sampledRssMb,
       foreignCpuPct: run.foreignCpuPct,
