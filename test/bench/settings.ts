@@ -14,8 +14,8 @@ export function readSettings() {
   const streamHoldS = number("BENCH_STREAM_HOLD_S", 5);
   return {
     durationS: number("BENCH_DURATION", 5),
-    warmupS: number("BENCH_WARMUP", 1),
-    rounds: Math.max(1, Math.round(number("BENCH_ROUNDS", 2))),
+    warmupS: number("BENCH_WARMUP", 2),
+    rounds: Math.max(1, Math.round(number("BENCH_ROUNDS", 3))),
     connections: Math.max(1, Math.round(number("BENCH_CONNECTIONS", 32))),
     grpcChannels: Math.max(1, Math.round(number("BENCH_GRPC_CHANNELS", 1))),
     providerLatencyMs: number("BENCH_PROVIDER_LATENCY_MS", 0),
