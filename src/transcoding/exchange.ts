@@ -45,12 +45,15 @@ export class NodeHttpExchange implements HttpExchange {
     setResponseHeaders(res, this.responseHeader);
     res.setHeader("content-type", contentType);
     res.writeHead(200);
-    (res as { flushHeaders?: () => void }).flushHeaders?.();
+    // The headers go with the first chunk when it is already there (one packet, one system
+    // call), else on their own right after this turn of the event loop, not with a late chunk.
+    const flush = setImmediate(() => (res as { flushHeaders?: () => void }).flushHeaders?.());
     const iterator = chunks[Symbol.asyncIterator]();
     try {
       for (;;) {
         if (this.signal.aborted) throw this.signal.reason;
         const next = await gone.race(iterator.next());
+        clearImmediate(flush);
         if (next.done === true) break;
         if (!(res as { write(chunk: Uint8Array | string): boolean }).write(next.value)) {
           await gone.race(drain(res));
@@ -64,6 +67,7 @@ export class NodeHttpExchange implements HttpExchange {
       res.end();
       throw e;
     } finally {
+      clearImmediate(flush);
       gone.dispose();
     }
     res.end();

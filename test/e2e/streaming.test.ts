@@ -1,7 +1,7 @@
 import OpenAI from "openai";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { callStream, STREAM_PROTOCOLS } from "../support/clients.js";
-import { chunks, completion, contentOf, errorBody, hang, json, sse, startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
+import { chunks, completion, contentOf, errorBody, handle, hang, json, sse, startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
 
 let provider: FakeProvider;
@@ -82,6 +82,25 @@ describe("REST stream: true", () => {
     if ("comments" in options) expected = expected.split("data: ").join(": keep-alive\n\ndata: ");
     if ("crlf" in options) expected = expected.replace(/\n/g, "\r\n");
     expect(text).toBe(expected);
+  });
+
+  it("sends the status and headers at once when the provider's first event is late", async () => {
+    provider.reply(
+      handle(async (_request, res) => {
+        res.writeHead(200, { "content-type": "text/event-stream" });
+        res.flushHeaders();
+        await new Promise((resolve) => setTimeout(resolve, 600));
+        res.end(sseBytes(chunks(1, "m")));
+      }),
+    );
+    const started = Date.now();
+    const response = await postRest("local", { model: "m", stream: true });
+    const headersAfter = Date.now() - started;
+    expect(response.status).toBe(200);
+    expect(headersAfter).toBeLessThan(400);
+    const { text, firstAt } = await readTimed(response);
+    expect(firstAt - started).toBeGreaterThanOrEqual(550);
+    expect(text).toBe(sseBytes(chunks(1, "m")));
   });
 
   it("ends a stream broken midway with an SSE error event, then the end of the response", async () => {
