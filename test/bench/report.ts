@@ -214,48 +214,93 @@ export function tables(results: Results, settings: { connections: number; grpcCh
     .join("\n");
 }
 
+/** The figures the targets are about, each a median over the rounds of the run. */
+export function keyFigures(results: Results) {
+  return {
+    restVsBare: results.ratio(["rest", GATEWAY], ["rest", BARE], "rps"),
+    restCpu: results.median("rest", GATEWAY, "cpuUsPerCall"),
+    bareCpu: results.median("rest", BARE, "cpuUsPerCall"),
+    restCpuVsBare: results.ratio(["rest", GATEWAY], ["rest", BARE], "cpuUsPerCall"),
+    restLoadCpu: results.median("rest", GATEWAY, "loadCpuUsPerCall"),
+    addedP99: results.difference(["rest-c1", GATEWAY], ["rest-c1", DIRECT], "p99"),
+    bareAddedP99: results.difference(["rest-c1", BARE], ["rest-c1", DIRECT], "p99"),
+    grpcCpu: results.median("grpc", GATEWAY_GRPC, "cpuUsPerCall"),
+    grpcLoadCpu: results.median("grpc", GATEWAY_GRPC, "loadCpuUsPerCall"),
+    grpcVsRest: results.ratio(["grpc", GATEWAY_GRPC], ["rest", GATEWAY], "rps"),
+    connectCpu: results.median("connect", GATEWAY_CONNECT, "cpuUsPerCall"),
+    connectVsRest: results.ratio(["connect", GATEWAY_CONNECT], ["rest", GATEWAY], "rps"),
+    ttfbVsBare: results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP50"),
+    ttfbP99VsBare: results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP99"),
+    sseCpu: results.median("sse-seq", GATEWAY, "cpuUsPerCall"),
+    sseBareCpu: results.median("sse-seq", BARE, "cpuUsPerCall"),
+    streamsRss: results.median("streams", GATEWAY, "peakRssMb"),
+    streamsDone: results.median("streams", GATEWAY, "ok"),
+    // Only a valid figure when every stream was open at the same time.
+    streamsMaxOpen: results.median("streams", GATEWAY, "maxOpen"),
+  };
+}
+type KeyFigures = ReturnType<typeof keyFigures>;
+
 export function verdicts(results: Results, settings: { streams: number }): Verdict[] {
   const verdict = (target: string, available: boolean, pass: boolean, figure: string): Verdict => ({
     target,
     status: available ? (pass ? "PASS" : "MISS") : "N/A",
     figure: available ? figure : "not measured",
   });
+  const k = keyFigures(results);
   const gatewayRest = results.has("rest", GATEWAY);
-  const restVsBare = results.ratio(["rest", GATEWAY], ["rest", BARE], "rps");
-  const cpu = results.median("rest", GATEWAY, "cpuUsPerCall");
-  const bareCpu = results.median("rest", BARE, "cpuUsPerCall");
-  const addedP99 = results.difference(["rest-c1", GATEWAY], ["rest-c1", DIRECT], "p99");
-  const bareAddedP99 = results.difference(["rest-c1", BARE], ["rest-c1", DIRECT], "p99");
-  const grpcCpu = results.median("grpc", GATEWAY_GRPC, "cpuUsPerCall");
-  const grpcVsRest = results.ratio(["grpc", GATEWAY_GRPC], ["rest", GATEWAY], "rps");
-  const grpcLoadCpu = results.median("grpc", GATEWAY_GRPC, "loadCpuUsPerCall");
-  const restLoadCpu = results.median("rest", GATEWAY, "loadCpuUsPerCall");
-  const connectVsRest = results.ratio(["connect", GATEWAY_CONNECT], ["rest", GATEWAY], "rps");
-  const ttfbVsBare = results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP50");
-  const ttfbP99VsBare = results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP99");
-  const streamsRss = results.median("streams", GATEWAY, "peakRssMb");
-  const streamsDone = results.median("streams", GATEWAY, "ok");
-  // Only a valid figure when every stream was open at the same time.
-  const maxOpen = results.median("streams", GATEWAY, "maxOpen");
-  const allAtOnce = maxOpen === settings.streams;
+  const allAtOnce = k.streamsMaxOpen === settings.streams;
   return [
-    verdict("REST unary ≥ 50% of the bare proxy's req/s", gatewayRest && results.has("rest", BARE), restVsBare >= 0.5, `${percent(restVsBare)} of bare`),
-    verdict("REST unary gateway CPU per call ≤ ~80 µs", gatewayRest, cpu <= 80, `${fixed(cpu, 1)} µs/call (bare proxy: ${fixed(bareCpu, 1)})`),
+    verdict("REST unary ≥ 50% of the bare proxy's req/s", gatewayRest && results.has("rest", BARE), k.restVsBare >= 0.5, `${percent(k.restVsBare)} of bare`),
+    verdict("REST unary gateway CPU per call ≤ ~80 µs", gatewayRest, k.restCpu <= 80, `${fixed(k.restCpu, 1)} µs/call (bare proxy: ${fixed(k.bareCpu, 1)})`),
     // The issue's 80 µs was twice its bare proxy's 40 µs: the same bound, relative to this machine's floor.
-    verdict("REST unary gateway CPU per call ≤ 2× the bare proxy's", gatewayRest && results.has("rest", BARE), cpu <= 2 * bareCpu, `${fixed(cpu / bareCpu, 2)}× the bare proxy's`),
-    verdict("p99 added latency at c=1 < 1 ms (gateway p99 − direct p99)", results.has("rest-c1", GATEWAY) && results.has("rest-c1", DIRECT), addedP99 < 1, `${plusMs(addedP99)} (bare proxy: ${plusMs(bareAddedP99)})`),
-    verdict("gRPC unary ≥ half the REST req/s", results.has("grpc", GATEWAY_GRPC) && gatewayRest, grpcVsRest >= 0.5, `${percent(grpcVsRest)} of gateway REST; the load generator's CPU per call: ${fixed(grpcLoadCpu, 0)} µs (grpc-js) against ${fixed(restLoadCpu, 0)} µs (autocannon)`),
+    verdict("REST unary gateway CPU per call ≤ 2× the bare proxy's", gatewayRest && results.has("rest", BARE), k.restCpuVsBare <= 2, `${fixed(k.restCpuVsBare, 2)}× the bare proxy's`),
+    verdict("p99 added latency at c=1 < 1 ms (gateway p99 − direct p99)", results.has("rest-c1", GATEWAY) && results.has("rest-c1", DIRECT), k.addedP99 < 1, `${plusMs(k.addedP99)} (bare proxy: ${plusMs(k.bareAddedP99)})`),
+    verdict("gRPC unary ≥ half the REST req/s", results.has("grpc", GATEWAY_GRPC) && gatewayRest, k.grpcVsRest >= 0.5, `${percent(k.grpcVsRest)} of gateway REST; the load generator's CPU per call: ${fixed(k.grpcLoadCpu, 0)} µs (grpc-js) against ${fixed(k.restLoadCpu, 0)} µs (autocannon)`),
     // req/s on 2 shared cores also measures the load generator (grpc-js costs more per call than autocannon).
-    verdict("gRPC unary gateway CPU per call ≤ 2× REST's", results.has("grpc", GATEWAY_GRPC) && gatewayRest, grpcCpu <= 2 * cpu, `${fixed(grpcCpu, 1)} µs/call, ${fixed(grpcCpu / cpu, 2)}× REST's`),
-    verdict("Connect unary ≥ half the REST req/s", results.has("connect", GATEWAY_CONNECT) && gatewayRest, connectVsRest >= 0.5, `${percent(connectVsRest)} of gateway REST`),
-    verdict("SSE time to first byte within 1 ms of the bare proxy's (p50, c=1)", results.has("sse-seq", GATEWAY) && results.has("sse-seq", BARE), ttfbVsBare <= 1, `${plusMs(ttfbVsBare)} (p99 ${plusMs(ttfbP99VsBare)})`),
+    verdict("gRPC unary gateway CPU per call ≤ 2× REST's", results.has("grpc", GATEWAY_GRPC) && gatewayRest, k.grpcCpu <= 2 * k.restCpu, `${fixed(k.grpcCpu, 1)} µs/call, ${fixed(k.grpcCpu / k.restCpu, 2)}× REST's`),
+    verdict("Connect unary ≥ half the REST req/s", results.has("connect", GATEWAY_CONNECT) && gatewayRest, k.connectVsRest >= 0.5, `${percent(k.connectVsRest)} of gateway REST`),
+    verdict("SSE time to first byte within 1 ms of the bare proxy's (p50, c=1)", results.has("sse-seq", GATEWAY) && results.has("sse-seq", BARE), k.ttfbVsBare <= 1, `${plusMs(k.ttfbVsBare)} (p99 ${plusMs(k.ttfbP99VsBare)})`),
     verdict(
       `${settings.streams.toLocaleString("en-US")} concurrent open streams: gateway peak RSS < 250 MB (all completed)`,
       results.runs("streams", GATEWAY).length > 0,
-      streamsRss < 250 && streamsDone === settings.streams && allAtOnce,
-      `${fixed(streamsRss, 0)} MB, ${fixed(streamsDone, 0)}/${settings.streams} completed, at most ${fixed(maxOpen, 0)} open at once${allAtOnce ? "" : " (so not a figure for all of them)"}`,
+      k.streamsRss < 250 && k.streamsDone === settings.streams && allAtOnce,
+      `${fixed(k.streamsRss, 0)} MB, ${fixed(k.streamsDone, 0)}/${settings.streams} completed, at most ${fixed(k.streamsMaxOpen, 0)} open at once${allAtOnce ? "" : " (so not a figure for all of them)"}`,
     ),
   ];
+}
+
+/** The figures compared between two runs: ratios to the same run's baselines travel best between runs. */
+const COMPARED: Array<{ label: string; figure: keyof KeyFigures; format: (value: number) => string; better?: "higher" | "lower" }> = [
+  { label: "REST req/s, share of the bare proxy's", figure: "restVsBare", format: percent, better: "higher" },
+  { label: "REST gateway CPU µs/call", figure: "restCpu", format: (value) => fixed(value, 0), better: "lower" },
+  { label: "REST bare proxy CPU µs/call (how busy the machine was)", figure: "bareCpu", format: (value) => fixed(value, 0) },
+  { label: "REST gateway CPU per call, times the bare proxy's", figure: "restCpuVsBare", format: (value) => `${fixed(value, 2)}×`, better: "lower" },
+  { label: "p99 added at c=1", figure: "addedP99", format: plusMs, better: "lower" },
+  { label: "gRPC gateway CPU µs/call", figure: "grpcCpu", format: (value) => fixed(value, 0), better: "lower" },
+  { label: "gRPC req/s, share of REST's", figure: "grpcVsRest", format: percent, better: "higher" },
+  { label: "Connect gateway CPU µs/call", figure: "connectCpu", format: (value) => fixed(value, 0), better: "lower" },
+  { label: "Connect req/s, share of REST's", figure: "connectVsRest", format: percent, better: "higher" },
+  { label: "SSE first byte vs the bare proxy (p50, c=1)", figure: "ttfbVsBare", format: plusMs, better: "lower" },
+  { label: "SSE gateway CPU µs/stream", figure: "sseCpu", format: (value) => fixed(value, 0), better: "lower" },
+  { label: "1,000 open streams, peak RSS MB", figure: "streamsRss", format: (value) => fixed(value, 0), better: "lower" },
+];
+
+/**
+ * The key figures of this run beside those of an earlier one (the previous latest.json), so
+ * that what a change did to the hot path reads at a glance. Changes within the run-to-run
+ * spread (README) are noise.
+ */
+export function comparisonTable(previous: { results: Results; label: string }, current: Results): string {
+  const before = keyFigures(previous.results);
+  const now = keyFigures(current);
+  const rows = COMPARED.filter(({ figure }) => Number.isFinite(before[figure]) || Number.isFinite(now[figure])).map(({ label, figure, format, better }) => {
+    const change = now[figure] - before[figure];
+    const direction = better === undefined || !Number.isFinite(change) || change === 0 ? "" : (change < 0) === (better === "lower") ? " (better)" : " (worse)";
+    const relative = before[figure] !== 0 && Number.isFinite(change) ? `${change >= 0 ? "+" : ""}${((change / Math.abs(before[figure])) * 100).toFixed(0)}%` : "–";
+    return [label, format(before[figure]), format(now[figure]), `${relative}${direction}`];
+  });
+  return table(`Compared with ${previous.label}`, "Medians of each run; ratios are to the baselines of the same run.", ["figure", "before", "now", "change"], rows);
 }
 
 export function verdictTable(list: Verdict[]): string {

@@ -8,7 +8,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { buildGateway, startGateway, type GatewayHandle } from "./gateway.js";
 import { killAllChildren, startPortPrinter, stopChild } from "./proc.js";
-import { BARE, DIRECT, GATEWAY, GATEWAY_CONNECT, Results, tables, verdicts, verdictTable } from "./report.js";
+import { BARE, comparisonTable, DIRECT, GATEWAY, GATEWAY_CONNECT, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
 import { Bench, type HttpTarget } from "./scenarios.js";
 import { chatBody, readSettings } from "./settings.js";
 import { median } from "./stats.js";
@@ -168,6 +168,8 @@ async function main(): Promise<void> {
     }
     const results = new Results(bench.records);
     const verdictList = verdicts(results, { streams: settings.streams });
+    const resultsDir = path.join(benchDir, "results");
+    const previous = settings.compareWith === "" ? undefined : readPrevious(settings.compareWith ?? path.join(resultsDir, "latest.json"));
     const markdown = [
       "## passthrough benchmark",
       "",
@@ -176,11 +178,11 @@ async function main(): Promise<void> {
       knobs,
       "",
       verdictTable(verdictList),
+      ...(previous ? [comparisonTable(previous, results)] : []),
       tables(results, settings),
       ...(bench.notes.length ? ["### Notes", "", ...bench.notes.map((note) => `- ${note}`), ""] : []),
     ].join("\n");
     process.stdout.write(`\n${markdown}\n`);
-    const resultsDir = path.join(benchDir, "results");
     mkdirSync(resultsDir, { recursive: true });
     writeFileSync(path.join(resultsDir, "latest.md"), markdown);
     writeFileSync(
@@ -192,6 +194,16 @@ async function main(): Promise<void> {
     await Promise.all(servers.reverse().map((child) => stopChild(child, 5000)));
     killAllChildren("SIGKILL");
     rmSync(workDir, { recursive: true, force: true });
+  }
+}
+
+/** An earlier run's latest.json to compare with, when there is a readable one. */
+function readPrevious(file: string): { results: Results; label: string } | undefined {
+  try {
+    const earlier = JSON.parse(readFileSync(file, "utf8")) as { date: string; revision: string; runs: RunRecord[] };
+    return { results: new Results(earlier.runs), label: `the run of ${earlier.date.slice(0, 16).replace("T", " ")} UTC (${earlier.revision})` };
+  } catch {
+    return undefined;
   }
 }
 

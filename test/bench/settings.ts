@@ -32,6 +32,8 @@ export function readSettings() {
     gateway: process.env.BENCH_GATEWAY !== "0",
     gatewayStartTimeoutMs: number("BENCH_GATEWAY_TIMEOUT_S", 10) * 1000,
     /** YAML appended to the gateway's config, e.g. "upstream: { connectionsPerProvider: 1100 }". */
+    /** An earlier latest.json to compare with; default the one this run replaces; "0": none. */
+    compareWith: process.env.BENCH_COMPARE === "0" ? "" : process.env.BENCH_COMPARE,
     gatewayYaml: process.env.BENCH_GATEWAY_YAML ? `${process.env.BENCH_GATEWAY_YAML}\n` : "",
   };
 }
