@@ -1,10 +1,10 @@
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
 import { grpcStatusOk, parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { startNodeCall } from "../node-http/handler-context.js";
 import { readRequestBody } from "../node-http/request.js";
+import { createMessageCodec, type MessageCodec } from "./message-codec.js";
 import { headerValue, unaryMethodsByPath, type FastPathHandler, type ServedService, type UnarySpec } from "./unary-methods.js";
 
 export interface GrpcUnaryOptions {
@@ -24,9 +24,12 @@ export interface GrpcUnaryOptions {
  * compression, JSON codec, gRPC-Web, Connect) is left to connect-node.
  */
 export function createGrpcUnaryHandler(options: GrpcUnaryOptions): FastPathHandler {
-  const methods = unaryMethodsByPath(options.services);
+  const methods = new Map<string, UnaryMethod>();
+  for (const [path, spec] of unaryMethodsByPath(options.services)) {
+    methods.set(path, { spec, input: createMessageCodec(spec.method.input), output: createMessageCodec(spec.method.output) });
+  }
 
-  async function serve(spec: UnarySpec, req: Http2ServerRequest, res: Http2ServerResponse) {
+  async function serve({ spec, input: inputCodec, output: outputCodec }: UnaryMethod, req: Http2ServerRequest, res: Http2ServerResponse) {
     const timeout = parseTimeout(headerValue(req.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
     const call = startNodeCall(req, res, {
       service: spec.method.parent,
@@ -42,9 +45,9 @@ export function createGrpcUnaryHandler(options: GrpcUnaryOptions): FastPathHandl
     try {
       if (timeout.error) throw timeout.error;
       const envelope = await readRequestBody(req, options.readMaxBytes + 5);
-      const input = fromBinary(spec.method.input, unwrapEnvelope(envelope), { readUnknownFields: true });
+      const input = inputCodec.decode(unwrapEnvelope(envelope));
       const output = await invokeUnaryImplementation(spec, context, input, options.interceptors);
-      body = wrapEnvelope(toBinary(spec.method.output, output));
+      body = wrapEnvelope(outputCodec.encode(output));
       trailer.set("grpc-status", grpcStatusOk);
     } catch (e) {
       trailer = setTrailerStatus(new Headers(trailer), call.fail(e));
@@ -64,16 +67,22 @@ export function createGrpcUnaryHandler(options: GrpcUnaryOptions): FastPathHandl
 
   return (req, res) => {
     if (req.httpVersionMajor !== 2 || req.method !== "POST") return false;
-    const spec = methods.get(req.url ?? "");
-    if (spec === undefined) return false;
+    const method = methods.get(req.url ?? "");
+    if (method === undefined) return false;
     const type = req.headers["content-type"];
     if (type !== "application/grpc" && type !== "application/grpc+proto") return false;
     const encoding = req.headers["grpc-encoding"];
     if (encoding !== undefined && encoding !== "identity") return false;
     const h2res = res as Http2ServerResponse;
-    serve(spec, req as Http2ServerRequest, h2res).catch(() => h2res.stream.close());
+    serve(method, req as Http2ServerRequest, h2res).catch(() => h2res.stream.close());
     return true;
   };
+}
+
+interface UnaryMethod {
+  spec: UnarySpec;
+  input: MessageCodec;
+  output: MessageCodec;
 }
 
 /** The one message of a unary request: a 5-byte prefix (flags, big-endian length) and the bytes. */
