@@ -21,7 +21,7 @@ export interface GrpcUnaryOptions {
  * through every step) costs several times more CPU per call than the rest of the gateway;
  * this runs the same interceptors and implementation (invokeUnaryImplementation) and answers
  * the same headers, messages and status trailers. Anything else (streaming methods,
- * compression, JSON codec, gRPC-Web, Connect) is left to connect-node.
+ * compression, JSON codec, gRPC-Web) is left to connect-node.
  */
 export function createGrpcUnaryHandler(options: GrpcUnaryOptions): FastPathHandler {
   const methods = new Map<string, UnaryMethod>();

@@ -1,13 +1,10 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import type { DescService } from "@bufbuild/protobuf";
-import { createServiceImplSpec, type MethodImplSpec, type ServiceImpl } from "@connectrpc/connect";
+import { createServiceImplSpec, type MethodImplSpec } from "@connectrpc/connect";
+import type { TranscodedService } from "../transcoding/transcoder.js";
 
-export interface ServedService {
-  service: DescService;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  impl: Partial<ServiceImpl<any>>;
-}
+/** A service and its implementation, as the transcoder takes them. */
+export type ServedService = TranscodedService;
 
 export type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
 

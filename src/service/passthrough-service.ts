@@ -3,14 +3,15 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import type { Provider } from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
-import { createSseSplitter, parseSse } from "../providers/sse.js";
-import type { CallBudget, StreamedResponse, UpstreamClient, UpstreamResponse } from "../providers/upstream.js";
+import { parseSse } from "../providers/sse.js";
+import type { CallBudget, UpstreamClient, UpstreamResponse } from "../providers/upstream.js";
 import { errorFromBadAnswer } from "../providers/upstream-error.js";
 import type { Logger } from "../logging/logger.js";
 import { kHttpExchange, type HttpExchange } from "../transcoding/http-exchange.js";
 import { parseAnswer, spliceGatewayFields, withGatewayFields } from "./answer.js";
 import { JOURNAL_KEY_HEADER, newJournalKey } from "./journal-key.js";
 import { sseErrorEvent } from "./rest-errors.js";
+import { SseRelay } from "./sse-relay.js";
 
 export interface PassthroughServiceOptions {
   providers: ProviderRegistry;
@@ -104,25 +105,7 @@ export function createPassthroughService({ providers, upstream, logger, logging 
       exchange.respondRaw(spliceGatewayFields(text, parseAnswer(provider, text), journalKey), "application/json");
       return;
     }
-    await exchange.stream("text/event-stream", relayEvents(response, budget, journalKey));
-  }
-}
-
-/**
- * Yields the provider's events as they complete: whole events only, so that a stream broken
- * midway ends with a well-formed SSE error event rather than half an event.
- */
-async function* relayEvents(response: StreamedResponse, budget: CallBudget, journalKey: string) {
-  const splitter = createSseSplitter();
-  try {
-    for await (const chunk of response.body) {
-      const events = splitter.push(chunk);
-      if (events.length > 0) yield events;
-    }
-    const rest = splitter.end();
-    if (rest.length > 0) yield rest;
-  } catch (error) {
-    yield sseErrorEvent(budget.failure(error), journalKey);
+    await exchange.stream("text/event-stream", new SseRelay(response.body, (error) => sseErrorEvent(budget.failure(error), journalKey)));
   }
 }
 

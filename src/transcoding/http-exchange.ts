@@ -17,7 +17,8 @@ export interface HttpExchange {
   respondRaw(body: Uint8Array | string, contentType: string): void;
   /**
    * Take over the response to stream it: writes status 200 and the handler context's response
-   * headers at once, then each chunk as it comes (honouring backpressure), and ends the
+   * headers (with the first chunk when it comes within the same turn of the event loop, else
+   * alone right after it), then each chunk as it comes (honouring backpressure), and ends the
    * response. Resolves when the last chunk is written; rejects with CANCELED if the caller goes
    * away (or with the reason of the deadline or shutdown that aborts the call), and then stops
    * iterating `chunks`, calling its return(). If `chunks` throws after headers were sent, the

@@ -1,0 +1,78 @@
+import type { Readable } from "node:stream";
+import { createSseSplitter } from "../providers/sse.js";
+
+/**
+ * A provider's SSE body as whole blocks, in order, for HttpExchange.stream: whole blocks only,
+ * so that a stream broken midway can end with a well-formed error event (`onError`'s bytes)
+ * rather than half an event. It reads the body by its 'data' events, with one promise per
+ * step: an async generator over the Readable's own async iterator cost three, and a tenth of
+ * a relayed stream's CPU. While blocks wait unread (the caller is slow), the body is paused.
+ */
+export class SseRelay implements AsyncIterableIterator<Uint8Array> {
+  readonly #body: Readable;
+  readonly #splitter = createSseSplitter();
+  readonly #queue: Uint8Array[] = [];
+  #ended = false;
+  #waiting: ((result: IteratorResult<Uint8Array>) => void) | undefined;
+
+  /** `onError` gives the bytes that end a stream broken midway (an SSE error event). */
+  constructor(body: Readable, onError: (error: unknown) => Uint8Array | string) {
+    this.#body = body;
+    body.on("data", (chunk: Buffer) => {
+      const blocks = this.#splitter.push(chunk);
+      if (blocks.length > 0) this.#deliver(blocks);
+    });
+    body.once("end", () => {
+      const rest = this.#splitter.end();
+      if (rest.length > 0) this.#deliver(rest);
+      this.#end();
+    });
+    body.once("error", (error) => {
+      if (this.#ended) return;
+      const bytes = onError(error);
+      this.#deliver(typeof bytes === "string" ? Buffer.from(bytes) : bytes);
+      this.#end();
+    });
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<Uint8Array>> {
+    const block = this.#queue.shift();
+    if (block !== undefined) {
+      if (this.#queue.length === 0 && !this.#ended) this.#body.resume();
+      return Promise.resolve({ value: block, done: false });
+    }
+    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => (this.#waiting = resolve));
+  }
+
+  /** The caller stopped reading (it went away): release the provider's connection. */
+  return(): Promise<IteratorResult<Uint8Array>> {
+    this.#end();
+    this.#queue.length = 0;
+    this.#body.destroy();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  #deliver(block: Uint8Array): void {
+    const waiting = this.#waiting;
+    if (waiting !== undefined) {
+      this.#waiting = undefined;
+      waiting({ value: block, done: false });
+      return;
+    }
+    this.#queue.push(block);
+    this.#body.pause();
+  }
+
+  #end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.({ value: undefined, done: true });
+  }
+}
