@@ -232,7 +232,6 @@ export function keyFigures(results: Results) {
     ttfbVsBare: results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP50"),
     ttfbP99VsBare: results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP99"),
     sseCpu: results.median("sse-seq", GATEWAY, "cpuUsPerCall"),
-    sseBareCpu: results.median("sse-seq", BARE, "cpuUsPerCall"),
     streamsRss: results.median("streams", GATEWAY, "peakRssMb"),
     streamsDone: results.median("streams", GATEWAY, "ok"),
     // Only a valid figure when every stream was open at the same time.
