@@ -3,8 +3,8 @@ import type { AddressInfo } from "node:net";
 import { Writable } from "node:stream";
 import { gunzipSync, gzipSync } from "node:zlib";
 import { create, toBinary } from "@bufbuild/protobuf";
-import type { Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, createClient, type Interceptor } from "@connectrpc/connect";
+import { compressionGzip, connectNodeAdapter, createConnectTransport } from "@connectrpc/connect-node";
 import { request as undiciRequest } from "undici";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseConfig } from "../../src/config/load.js";
@@ -15,6 +15,8 @@ import { createUpstreamClient, type UpstreamClient } from "../../src/providers/u
 import { createConnectUnaryHandler } from "../../src/server/connect-unary.js";
 import { createPassthroughService } from "../../src/service/passthrough-service.js";
 import { completion, delay, errorBody, json, startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
+import { startTestGateway, type TestGateway } from "../support/gateway.js";
+import { NO_CACHE } from "../support/no-cache.js";
 
 // Connect unary POST takes a fast path (src/server/connect-unary.ts). It must answer exactly as
 // connect-node does: the same service implementation and interceptors are served both ways, and
@@ -184,5 +186,38 @@ describe("Connect unary: the fast path answers as connect-node does", () => {
     expect(JSON.parse(fast.body).code).toBe("resource_exhausted");
     expect(JSON.parse(reference.body).code).toBe("resource_exhausted");
     expect(provider.requests).toHaveLength(0);
+  });
+});
+
+describe("Connect unary through the gateway, over HTTP/2, with connect-node's own client", () => {
+  let gateway: TestGateway;
+  beforeAll(async () => {
+    gateway = await startTestGateway({ providers: [{ name: "local", baseUrl: provider.url, retries: 0 }] });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+  });
+
+  it.each([
+    { name: "protobuf", useBinaryFormat: true },
+    { name: "JSON", useBinaryFormat: false },
+    { name: "gzip-compressed protobuf", useBinaryFormat: true, sendCompression: compressionGzip },
+  ])("answers a $name call with the answer, the journal key and no-cache headers", async (options) => {
+    provider.reply(json(200, completion("m", "x".repeat(2000))));
+    const client = createClient(PassthroughService, createConnectTransport({ baseUrl: gateway.url, httpVersion: "2", ...options }));
+    const headers: Record<string, string> = {};
+    const response = await client.passthrough(
+      { providerName: "local", body: { model: "m" } },
+      { onHeader: (received) => received.forEach((value, name) => (headers[name] = value)) },
+    );
+    expect(response.body?.model).toBe("m");
+    expect(response.body?.metadata).toEqual({ key: headers["x-journal-key"] });
+    expect(headers).toMatchObject(NO_CACHE);
+    expect(provider.requests[0].json).toEqual({ model: "m" });
+  });
+
+  it("answers an error with its code", async () => {
+    const client = createClient(PassthroughService, createConnectTransport({ baseUrl: gateway.url, httpVersion: "2" }));
+    await expect(client.passthrough({ providerName: "nope", body: {} })).rejects.toMatchObject({ code: Code.NotFound });
   });
 });
