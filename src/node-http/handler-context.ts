@@ -5,12 +5,12 @@ import {
   type ContextValues,
   type HandlerContext,
 } from "@connectrpc/connect";
-import type { DescMethod, DescService } from "@bufbuild/protobuf";
+import type { DescMethod } from "@bufbuild/protobuf";
 import { requestHeaders, requestUrl, type NodeRequest } from "./request.js";
 import type { NodeResponse } from "./response.js";
 
 export interface CallContextInit {
-  service: DescService;
+  /** The method called; the context's service is its parent. */
   method: DescMethod;
   protocolName: string;
   requestMethod: string;
@@ -50,7 +50,7 @@ export function createCallContext(init: CallContextInit): CallContext {
   if (shutdownSignal?.aborted) abort(shutdownSignal.reason);
   else calls?.add(abort);
   return {
-    service: init.service,
+    service: init.method.parent,
     method: init.method,
     protocolName: init.protocolName,
     requestMethod: init.requestMethod,

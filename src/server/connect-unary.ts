@@ -61,7 +61,6 @@ export function createConnectUnaryHandler(options: ConnectUnaryOptions): FastPat
   async function serve({ spec, serialization }: UnaryMethod, binary: boolean, req: NodeRequest, res: NodeResponse) {
     const timeout = parseTimeout(headerValue(req.headers["connect-timeout-ms"]), opt.maxTimeoutMs);
     const call = startNodeCall(req, res, {
-      service: spec.method.parent,
       method: spec.method,
       protocolName: "connect",
       requestMethod: "POST",

@@ -32,7 +32,6 @@ export function createGrpcUnaryHandler(options: GrpcUnaryOptions): FastPathHandl
   async function serve({ spec, input: inputCodec, output: outputCodec }: UnaryMethod, req: Http2ServerRequest, res: Http2ServerResponse) {
     const timeout = parseTimeout(headerValue(req.headers["grpc-timeout"]), Number.MAX_SAFE_INTEGER);
     const call = startNodeCall(req, res, {
-      service: spec.method.parent,
       method: spec.method,
       protocolName: "grpc",
       requestMethod: "POST",

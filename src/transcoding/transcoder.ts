@@ -82,7 +82,6 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
   async function serve(route: Route<RouteTarget>, values: string[], req: NodeRequest, res: NodeResponse, path: string, query: string) {
     const { spec, plan, serialize } = route.target;
     const call = startNodeCall(req, res, {
-      service: spec.method.parent,
       method: spec.method,
       protocolName: restProtocolName,
       requestMethod: route.httpMethod,
