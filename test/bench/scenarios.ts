@@ -8,6 +8,7 @@ import type { HttpLoadParams, HttpLoadResult } from "./load-http.js";
 import type { SseLoadParams, SseLoadResult, StreamTimings } from "./load-sse.js";
 import { cpuMicros, cpuReading, foreignCpuPercent, memoryKb, resetPeakRss, runLoadChild, sampleRss } from "./proc.js";
 import { GATEWAY_GRPC, type RunRecord, type ScenarioKey } from "./report.js";
+import type { LatencySummary } from "./stats.js";
 import { chatBody, type Settings } from "./settings.js";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -63,6 +64,36 @@ function perCall(cpuUs: number, calls: number): number {
   return calls > 0 ? cpuUs / calls : Number.NaN;
 }
 
+type Measured<T> = Awaited<ReturnType<typeof measure<T>>>;
+
+/** The record of a unary run; `answered` counts the calls the process under test answered. */
+function unaryRecord(
+  scenario: ScenarioKey,
+  target: string,
+  round: number,
+  run: Measured<{ ok: number; seconds: number; latencyMs: LatencySummary }>,
+  outcome: { failed: number; failure?: string; answered: number },
+): RunRecord {
+  const { result } = run;
+  return {
+    scenario,
+    target,
+    round,
+    ok: result.ok,
+    failed: outcome.failed,
+    failure: outcome.failure,
+    seconds: result.seconds,
+    rps: result.ok / result.seconds,
+    p50: result.latencyMs.p50,
+    p99: result.latencyMs.p99,
+    cpuUsPerCall: perCall(run.cpuUs, outcome.answered),
+    loadCpuUsPerCall: perCall(run.loadCpuUs, outcome.answered),
+    peakRssMb: run.peakRssMb,
+    sampledRssMb: run.sampledRssMb,
+    foreignCpuPct: run.foreignCpuPct,
+  };
+}
+
 function describe(record: RunRecord): string {
   const f = (value: number | undefined, digits: number): string => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(digits) : "–");
   const common = `CPU ${f(record.cpuUsPerCall, 1)} µs/call, peak ${f(record.peakRssMb, 0)} MB`;
@@ -102,23 +133,8 @@ export class Bench {
     const timeoutMs = (durationS + warmupS) * 1000 + 30_000;
     const run = await measure<HttpLoadResult>(target.pid, "load-http.ts", params, timeoutMs);
     const failed = run.result.non2xx + run.result.errors;
-    this.record({
-      scenario,
-      target: target.name,
-      round,
-      ok: run.result.ok,
-      failed,
-      failure: failed ? `status codes ${JSON.stringify(run.result.statusCodes)}, ${run.result.errors} errors` : undefined,
-      seconds: run.result.seconds,
-      rps: run.result.ok / run.result.seconds,
-      p50: run.result.latencyMs.p50,
-      p99: run.result.latencyMs.p99,
-      cpuUsPerCall: perCall(run.cpuUs, run.result.ok + run.result.non2xx),
-      loadCpuUsPerCall: perCall(run.loadCpuUs, run.result.ok + run.result.non2xx),
-      peakRssMb: run.peakRssMb,
-      sampledRssMb: run.sampledRssMb,
-      foreignCpuPct: run.foreignCpuPct,
-    });
+    const failure = failed ? `status codes ${JSON.stringify(run.result.statusCodes)}, ${run.result.errors} errors` : undefined;
+    this.record(unaryRecord(scenario, target.name, round, run, { failed, failure, answered: run.result.ok + run.result.non2xx }));
   }
 
   async grpc(round: number, gateway: GatewayHandle): Promise<void> {
@@ -135,23 +151,8 @@ export class Bench {
       warmupS,
     };
     const run = await measure<GrpcLoadResult>(gateway.child.pid, "load-grpc.ts", params, (durationS + warmupS) * 1000 + 40_000);
-    this.record({
-      scenario: "grpc",
-      target: GATEWAY_GRPC,
-      round,
-      ok: run.result.ok,
-      failed: run.result.errors,
-      failure: run.result.firstError,
-      seconds: run.result.seconds,
-      rps: run.result.ok / run.result.seconds,
-      p50: run.result.latencyMs.p50,
-      p99: run.result.latencyMs.p99,
-      cpuUsPerCall: perCall(run.cpuUs, run.result.ok + run.result.errors),
-      loadCpuUsPerCall: perCall(run.loadCpuUs, run.result.ok + run.result.errors),
-      peakRssMb: run.peakRssMb,
-      sampledRssMb: run.sampledRssMb,
-      foreignCpuPct: run.foreignCpuPct,
-    });
+    const { errors, firstError } = run.result;
+    this.record(unaryRecord("grpc", GATEWAY_GRPC, round, run, { failed: errors, failure: firstError, answered: run.result.ok + errors }));
   }
 
   async sse(round: number, target: HttpTarget): Promise<void> {
