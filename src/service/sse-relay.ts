@@ -5,8 +5,9 @@ import { createSseSplitter } from "../providers/sse.js";
  * A provider's SSE body as whole blocks, in order, for HttpExchange.stream: whole blocks only,
  * so that a stream broken midway can end with a well-formed error event (`onError`'s bytes)
  * rather than half an event. It reads the body by its 'data' events, with one promise per
- * step: an async generator over the Readable's own async iterator cost three, and a tenth of
- * a relayed stream's CPU. While blocks wait unread (the caller is slow), the body is paused.
+ * step: an async generator over the Readable's own async iterator cost three, and about 6% of
+ * a relayed stream's CPU with 1,000 streams open. While blocks wait unread (the caller is
+ * slow), the body is paused.
  */
 export class SseRelay implements AsyncIterableIterator<Uint8Array> {
   readonly #body: Readable;
