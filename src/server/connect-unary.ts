@@ -41,10 +41,11 @@ interface UnaryMethod {
  * Connect unary POST (JSON or protobuf) served straight on the Node.js request, as
  * grpc-unary.ts does for gRPC: connect-node's general pipeline (async iterables through every
  * step) cost more CPU than all the rest of the call (978 µs a call, ~450 with this). This
- * follows connect's own unary handler step by step — the same options and defaults as connectNodeAdapter (gzip and brotli
- * both ways, responses compressed from 1 KiB), serialization, timeout header, error body and
- * status, `trailer-` headers — and runs the same interceptors and implementation. Anything else
- * (GET, streaming, other content types) is left to connect-node.
+ * follows connect's own unary handler step by step — the same options and defaults as
+ * connectNodeAdapter (gzip and brotli both ways, responses compressed from 1 KiB),
+ * serialization, timeout header, error body and status, `trailer-` headers — and runs the same
+ * interceptors and implementation. Anything else (GET, streaming, other content types) is left
+ * to connect-node.
  */
 export function createConnectUnaryHandler(options: ConnectUnaryOptions): FastPathHandler {
   const opt = validateUniversalHandlerOptions({
