@@ -39,6 +39,10 @@ export const configSchema = z.strictObject({
       maxBodyBytes: z.number().int().positive().default(8 * 1024 * 1024),
       /** How long SIGTERM waits for in-flight calls. Default 30 s. */
       shutdownTimeoutMs: z.number().int().positive().default(30_000),
+      /** Serve unary gRPC and Connect calls on the fast paths (src/server/fast-paths/) rather than connect-node. Default on. */
+      fastPaths: z.boolean().default(true),
+      /** Most bytes of a stream's events that one call's record keeps for the journal; past it the record is marked truncated. Default 32 MiB. */
+      maxRecordedBytes: z.number().int().positive().default(32 * 1024 * 1024),
     })
     .prefault({}),
   upstream: z

@@ -21,6 +21,9 @@ export interface CallContextInit {
   contextValues?: ContextValues;
 }
 
+/** The longest delay a Node.js timer holds; a longer one fires after 1 ms. */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface CallContext extends HandlerContext {
   /** Aborts the signal (once) and releases the deadline timer and the shutdown listener. */
   abort(reason?: unknown): void;
@@ -45,7 +48,8 @@ export function createCallContext(init: CallContextInit): CallContext {
   }
   if (timeoutMs !== undefined) {
     deadline = Date.now() + timeoutMs;
-    timer = setTimeout(() => abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeoutMs);
+    // A deadline beyond a timer's reach (~24.8 days; gRPC allows 99999999H) is as good as none.
+    if (timeoutMs <= MAX_TIMER_MS) timer = setTimeout(() => abort(new ConnectError("the operation timed out", Code.DeadlineExceeded)), timeoutMs);
   }
   if (shutdownSignal?.aborted) abort(shutdownSignal.reason);
   else calls?.add(abort);
@@ -83,11 +87,16 @@ export interface NodeCall {
 const callComplete = new DOMException("The call is complete.", "AbortError");
 
 /** Starts a call for a Node.js request: its signal also aborts (CANCELED) when the caller goes away. */
-export function startNodeCall(req: NodeRequest, res: NodeResponse, init: Omit<CallContextInit, "url" | "requestHeader">): NodeCall {
-  const context = createCallContext({ ...init, url: requestUrl(req), requestHeader: requestHeaders(req) });
+export function startNodeCall(
+  req: NodeRequest,
+  res: NodeResponse,
+  init: Omit<CallContextInit, "url" | "requestHeader"> & { requestHeader?: Headers },
+): NodeCall {
+  const context = createCallContext({ ...init, url: requestUrl(req), requestHeader: init.requestHeader ?? requestHeaders(req) });
   let gone = false;
   res.once("close", () => {
-    if (res.writableFinished) return;
+    // Not writableFinished: Node's Http2ServerResponse reports it true once the stream closed, answered or not.
+    if (res.writableEnded) return;
     gone = true;
     context.abort(new ConnectError("the client closed the connection", Code.Canceled));
   });

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from "node:http";
 import type { Http2ServerRequest } from "node:http2";
 import { Code, ConnectError } from "@connectrpc/connect";
+import { HttpStatusHint } from "../transcoding/http-status.js";
 
 export type NodeRequest = IncomingMessage | Http2ServerRequest;
 
@@ -8,13 +9,13 @@ const emptyBody = new Uint8Array(0);
 
 /**
  * Reads the request body, up to `maxBytes`. A larger body (by content-length, or counted as it
- * arrives) rejects at once with RESOURCE_EXHAUSTED and cause `{ httpStatus: 413 }`; the rest is
+ * arrives) rejects at once with `overLimit`'s error (default RESOURCE_EXHAUSTED, REST status 413); the rest is
  * then discarded by Node.js so the connection stays usable.
  */
-export function readRequestBody(req: NodeRequest, maxBytes: number): Promise<Uint8Array> {
+export function readRequestBody(req: NodeRequest, maxBytes: number, overLimit: (maxBytes: number, declared?: number) => ConnectError = tooLarge): Promise<Uint8Array> {
   const declared = req.headers["content-length"];
   if (declared !== undefined && Number(declared) > maxBytes) {
-    return Promise.reject(tooLarge(maxBytes));
+    return Promise.reject(overLimit(maxBytes, Number(declared)));
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -30,7 +31,7 @@ export function readRequestBody(req: NodeRequest, maxBytes: number): Promise<Uin
       if (total > maxBytes) {
         cleanup();
         req.resume();
-        reject(tooLarge(maxBytes));
+        reject(overLimit(maxBytes));
         return;
       }
       chunks.push(chunk);
@@ -55,13 +56,8 @@ export function readRequestBody(req: NodeRequest, maxBytes: number): Promise<Uin
 }
 
 function tooLarge(maxBytes: number): ConnectError {
-  return new ConnectError(
-    `request body is larger than ${maxBytes} bytes`,
-    Code.ResourceExhausted,
-    undefined,
-    undefined,
-    { httpStatus: 413 },
-  );
+  const message = `request body is larger than ${maxBytes} bytes`;
+  return new ConnectError(message, Code.ResourceExhausted, undefined, undefined, new HttpStatusHint(message, 413));
 }
 
 /** The request headers as fetch Headers; HTTP/2 pseudo-headers are left out. */

@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { HttpStatusHint } from "../transcoding/http-status.js";
 import type { Provider } from "./provider.js";
 
 /**
@@ -7,17 +8,17 @@ import type { Provider } from "./provider.js";
  * provider sent, already scrubbed of the gateway's own secrets. A `Retry-After` travels in the
  * ConnectError's metadata, which every protocol relays.
  */
-export class UpstreamError extends Error {
+export class UpstreamError extends HttpStatusHint {
   override name = "UpstreamError";
 
   constructor(
     message: string,
     readonly errorClass: string,
-    readonly httpStatus: number,
+    httpStatus: number,
     readonly upstreamStatus?: number,
     readonly upstreamBody?: unknown,
   ) {
-    super(message);
+    super(message, httpStatus);
   }
 }
 

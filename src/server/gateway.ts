@@ -1,22 +1,27 @@
 import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { createEntry } from "../call/entry.js";
+import { createHeaderStage, type HeaderCheck } from "../call/header-stage.js";
+import { createCallTracker, type CallEndListener } from "../call/record.js";
 import type { Config } from "../config/schema.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import { createErrorBoundaryInterceptor } from "../interceptors/error-boundary.js";
-import { createMetricsInterceptor } from "../interceptors/metrics.js";
 import type { Logger } from "../logging/logger.js";
 import { createProviderRegistry } from "../providers/registry.js";
 import { createUpstreamClient } from "../providers/upstream.js";
+import { errorEnvelope, writeRestError } from "../rest/errors.js";
+import { createPassthroughRest } from "../rest/passthrough-rest.js";
+import { createPassthroughCalls } from "../service/passthrough-call.js";
 import { createPassthroughService } from "../service/passthrough-service.js";
-import { writeRestError } from "../service/rest-errors.js";
 import { createTranscoder } from "../transcoding/transcoder.js";
-import { createConnectUnaryHandler } from "./connect-unary.js";
-import { createGrpcUnaryHandler } from "./grpc-unary.js";
+import { createCallMetrics } from "./call-metrics.js";
+import { createConnectDoor } from "./connect-door.js";
+import { createConnectUnaryDoor } from "./fast-paths/connect-unary.js";
+import { createGrpcUnaryDoor } from "./fast-paths/grpc-unary.js";
 import { createHealthService } from "./health.js";
 import { createListener, type NodeHandler } from "./listener.js";
 import { createMetricsHandler, createMetricsRegistry } from "./metrics.js";
@@ -28,6 +33,13 @@ export interface GatewayOptions {
   /** The environment, for provider keys; read by the registry once, at start. */
   env: NodeJS.ProcessEnv;
   logger: Logger;
+  /** What later parts (authentication, the journal, signals) and tests hook into every call. */
+  calls?: {
+    /** Run on a call's headers, in order, before its body is read; one that throws refuses the call. */
+    headerChecks?: readonly HeaderCheck[];
+    /** Told of every call once it has ended. */
+    onCallEnd?: readonly CallEndListener[];
+  };
 }
 
 export interface Gateway {
@@ -41,33 +53,40 @@ export interface Gateway {
 }
 
 /** The composition root: builds every part from the configuration and serves them on one port. */
-export async function startGateway({ config, env, logger }: GatewayOptions): Promise<Gateway> {
+export async function startGateway({ config, env, logger, calls: hooks = {} }: GatewayOptions): Promise<Gateway> {
   const providers = createProviderRegistry(config.providers, env);
   const upstream = createUpstreamClient(config.upstream);
   const logging = { logPrompt: config.logging.logPrompt };
-  const service = createPassthroughService({ providers, upstream, logger, logging });
+  const calls = createPassthroughCalls({ providers, upstream, logger, logging });
+  const service = createPassthroughService(calls);
   const metrics = createMetricsRegistry();
-  const interceptors = [
-    createMetricsInterceptor(metrics, { providers: providers.list().map((p) => p.name) }),
-    createErrorBoundaryInterceptor(logger),
-  ];
+  const tracker = createCallTracker({
+    maxRecordedBytes: config.server.maxRecordedBytes,
+    onListenerError: (error, call) => logger.error({ err: error, journalKey: call.journalKey }, "a call-end listener failed"),
+  });
+  tracker.onCallEnd(createCallMetrics(metrics, { providers: providers.list().map((p) => p.name) }));
+  for (const listener of hooks.onCallEnd ?? []) tracker.onCallEnd(listener);
+  const headerStage = createHeaderStage(hooks.headerChecks ?? [], (error, call) =>
+    logger.error({ err: error, journalKey: call.journalKey }, "a header check failed"),
+  );
+  const interceptors = [createErrorBoundaryInterceptor(logger)];
   /** Aborted when close() begins (readiness, health) and when in-flight calls must end (calls). */
   const draining = new AbortController();
   const shutdown = new AbortController();
   const served = [PassthroughService, Health, ServerReflection, ServerReflectionV1alpha];
   const passthrough = [{ service: PassthroughService, impl: service }];
+  const readMaxBytes = config.server.maxBodyBytes;
 
   const transcoder = createTranscoder({
-    services: passthrough,
+    services: [{ service: PassthroughService, impl: createPassthroughRest(calls) }],
     interceptors,
-    maxBodyBytes: config.server.maxBodyBytes,
+    maxBodyBytes: readMaxBytes,
     writeError: writeRestError,
     shutdownSignal: shutdown.signal,
   });
-  const fastPathOptions = { services: passthrough, interceptors, readMaxBytes: config.server.maxBodyBytes, shutdownSignal: shutdown.signal };
-  const grpcUnary = createGrpcUnaryHandler(fastPathOptions);
-  const connectUnary = createConnectUnaryHandler(fastPathOptions);
-  const rpc = connectNodeAdapter({
+  const fastPathOptions = { services: passthrough, interceptors, readMaxBytes, shutdownSignal: shutdown.signal };
+  const fastPaths = config.server.fastPaths ? [createGrpcUnaryDoor(fastPathOptions), createConnectUnaryDoor(fastPathOptions)] : [];
+  const rpc = createConnectDoor({
     routes: (router) =>
       router
         .service(PassthroughService, service)
@@ -75,10 +94,11 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
         .service(ServerReflection, createReflectionService(served))
         .service(ServerReflectionV1alpha, createReflectionV1alphaService(served)),
     interceptors,
-    readMaxBytes: config.server.maxBodyBytes,
+    readMaxBytes,
     shutdownSignal: shutdown.signal,
-    fallback: (req, res) => notFound(req, res),
+    onError: (error, procedure) => logger.error({ err: error, procedure }, "a handler failed outside its call"),
   });
+  const entry = createEntry({ doors: [transcoder, ...fastPaths, rpc], tracker, headerStage, services: new Set([PassthroughService]) });
 
   let inFlight = 0;
   let idle: (() => void) | undefined;
@@ -97,8 +117,7 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
       return;
     }
     if (path === "/metrics") return serveMetrics(req, res);
-    if (transcoder.handle(req, res) || grpcUnary(req, res) || connectUnary(req, res)) return;
-    rpc(req, res);
+    if (!entry(req, res)) notFound(req, res);
   };
 
   const listener = createListener({
@@ -140,10 +159,8 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
 
 /** No REST route and no RPC procedure: 404 in the REST error envelope. */
 function notFound(req: { method?: string; url?: string }, res: { writeHead(status: number, headers: Record<string, string>): unknown; end(body: string): unknown }): void {
-  const responseHeader = new Headers();
   const path = (req.url ?? "/").split("?")[0].slice(0, 200);
   const error = new ConnectError(`no route for ${req.method} ${path}`, Code.NotFound);
-  const { status, headers, body } = writeRestError(error, { responseHeader });
-  res.writeHead(status, { ...Object.fromEntries(responseHeader), ...headers });
-  res.end(body);
+  res.writeHead(404, { "content-type": "application/json" });
+  res.end(JSON.stringify(errorEnvelope(error, undefined)));
 }

@@ -15,17 +15,22 @@ export class SseRelay implements AsyncIterableIterator<Uint8Array> {
   readonly #queue: Uint8Array[] = [];
   #ended = false;
   #waiting: ((result: IteratorResult<Uint8Array>) => void) | undefined;
+  readonly #onBlock: ((block: Uint8Array) => void) | undefined;
 
-  /** `onError` gives the bytes that end a stream broken midway (an SSE error event). */
-  constructor(body: Readable, onError: (error: unknown) => Uint8Array | string) {
+  /**
+   * `onError` gives the bytes that end a stream broken midway (an SSE error event); `onBlock`
+   * is told of the provider's bytes as they are handed on, in whole blocks.
+   */
+  constructor(body: Readable, onError: (error: unknown) => Uint8Array | string, onBlock?: (block: Uint8Array) => void) {
     this.#body = body;
+    this.#onBlock = onBlock;
     body.on("data", (chunk: Buffer) => {
       const blocks = this.#splitter.push(chunk);
-      if (blocks.length > 0) this.#deliver(blocks);
+      if (blocks.length > 0) this.#hand(blocks);
     });
     body.once("end", () => {
       const rest = this.#splitter.end();
-      if (rest.length > 0) this.#deliver(rest);
+      if (rest.length > 0) this.#hand(rest);
       this.#end();
     });
     body.once("error", (error) => {
@@ -56,6 +61,11 @@ export class SseRelay implements AsyncIterableIterator<Uint8Array> {
     this.#queue.length = 0;
     this.#body.destroy();
     return Promise.resolve({ value: undefined, done: true });
+  }
+
+  #hand(blocks: Uint8Array): void {
+    this.#onBlock?.(blocks);
+    this.#deliver(blocks);
   }
 
   #deliver(block: Uint8Array): void {

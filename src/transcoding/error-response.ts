@@ -1,4 +1,5 @@
-import { Code, type ConnectError } from "@connectrpc/connect";
+import type { ConnectError, ContextValues } from "@connectrpc/connect";
+import { codeToString } from "../connect-internals.js";
 import type { HttpExchange } from "./http-exchange.js";
 import { httpStatusOf } from "./http-status.js";
 
@@ -11,19 +12,13 @@ export interface ErrorResponse {
 
 export type WriteError = (
   error: ConnectError,
-  call: { responseHeader: Headers; exchange?: HttpExchange },
+  /** The call's context values are absent when the request was no call (a wrong HTTP method). */
+  call: { responseHeader: Headers; contextValues?: ContextValues; exchange?: HttpExchange },
 ) => ErrorResponse;
 
 /** The default error response: status httpStatusOf(error), body `{"code":"not_found","message":"..."}`. */
 export const writeJsonError: WriteError = (error) => ({
   status: httpStatusOf(error),
   headers: { "content-type": "application/json" },
-  body: JSON.stringify({ code: codeName(error.code), message: error.rawMessage }),
+  body: JSON.stringify({ code: codeToString(error.code), message: error.rawMessage }),
 });
-
-/** The snake_case name of a Code, as the Connect protocol spells it ("not_found"). */
-export function codeName(code: Code): string {
-  const name = Code[code] as string | undefined;
-  if (name === undefined) return String(code);
-  return name[0].toLowerCase() + name.slice(1).replace(/[A-Z]/g, (c) => "_" + c.toLowerCase());
-}

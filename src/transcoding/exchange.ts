@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import type { CallRecord } from "../call/record.js";
 import type { HttpExchange } from "./http-exchange.js";
 import { canRespond, setResponseHeaders, type NodeResponse } from "../node-http/response.js";
 
@@ -20,6 +21,8 @@ export class NodeHttpExchange implements HttpExchange {
     private readonly responseHeader: Headers,
     /** The handler context's signal: aborted when the caller goes away, at the deadline or on shutdown. */
     private readonly signal: AbortSignal,
+    /** Told that the call was answered 200 when a stream's head goes out. */
+    private readonly record?: CallRecord,
   ) {}
 
   respondRaw(body: Uint8Array | string, contentType: string): void {
@@ -45,6 +48,7 @@ export class NodeHttpExchange implements HttpExchange {
     setResponseHeaders(res, this.responseHeader);
     res.setHeader("content-type", contentType);
     res.writeHead(200);
+    this.record?.answered({ code: 0, status: 200 });
     // The headers go with the first chunk when it is already there (one packet, one system
     // call), else on their own right after this turn of the event loop, not with a late chunk.
     const flush = setImmediate(() => (res as { flushHeaders?: () => void }).flushHeaders?.());

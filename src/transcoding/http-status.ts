@@ -25,16 +25,21 @@ export function httpStatusFromCode(code: Code): number {
 }
 
 /**
- * The HTTP status for an error: adapters put `{ httpStatus }` on the cause when the code alone
- * doesn't fix it (413 for a body over the limit is RESOURCE_EXHAUSTED); else the code's status.
+ * A cause that fixes an error's REST status where its code alone does not: 413 for a body over
+ * the limit (RESOURCE_EXHAUSTED would be 429), 405 for a wrong method, a provider's own 4xx.
  */
-export function httpStatusOf(error: ConnectError): number {
-  const cause: unknown = error.cause;
-  if (typeof cause == "object" && cause !== null && "httpStatus" in cause) {
-    const status = (cause as { httpStatus: unknown }).httpStatus;
-    if (typeof status == "number" && Number.isInteger(status) && status >= 100 && status <= 599) {
-      return status;
-    }
+export class HttpStatusHint extends Error {
+  override name = "HttpStatusHint";
+
+  constructor(
+    message: string,
+    readonly httpStatus: number,
+  ) {
+    super(message);
   }
-  return httpStatusFromCode(error.code);
+}
+
+/** The HTTP status for an error: its cause's hint, else the code's status in the table above. */
+export function httpStatusOf(error: ConnectError): number {
+  return error.cause instanceof HttpStatusHint ? error.cause.httpStatus : httpStatusFromCode(error.code);
 }

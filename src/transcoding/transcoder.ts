@@ -4,12 +4,16 @@ import { createRegistry, type DescMethod, type DescService } from "@bufbuild/pro
 import {
   Code,
   ConnectError,
+  createContextValues,
   createServiceImplSpec,
+  type ContextValues,
   type Interceptor,
   type MethodImplSpec,
   type ServiceImpl,
 } from "@connectrpc/connect";
-import { invokeUnaryImplementation } from "@connectrpc/connect/protocol";
+import type { CallDoor, DoorMatch } from "../call/entry.js";
+import { kCallRecord, type CallRecord } from "../call/record.js";
+import { invokeUnaryImplementation } from "../connect-internals.js";
 import { writeJsonError, type ErrorResponse, type WriteError } from "./error-response.js";
 import { NodeHttpExchange } from "./exchange.js";
 import { startNodeCall } from "../node-http/handler-context.js";
@@ -20,6 +24,7 @@ import { canRespond, endResponse, setResponseHeaders, type NodeResponse } from "
 import { parsePathTemplate, type PathTemplate } from "./path-template.js";
 import { buildRequestMessage, compileRequestPlan, type RequestPlan } from "./request-message.js";
 import { compileResponseSerializer, type ResponseSerializer } from "./response.js";
+import { HttpStatusHint } from "./http-status.js";
 import { createRouter, type Route } from "./router.js";
 
 /**
@@ -51,13 +56,15 @@ export interface TranscoderOptions {
   maxTimeoutMs?: number;
 }
 
-export interface Transcoder {
+export interface Transcoder extends CallDoor {
   /**
    * Serves the request when its path matches a route and returns true; returns false
    * (touching nothing) when no route's path matches, so the server can fall through. Path
    * matches but method doesn't: 405 with an Allow header (returns true).
    */
   handle(req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse): boolean;
+  /** As handle(), for the gateway's entry: the match is served once the entry has its record. */
+  match(req: NodeRequest, res: NodeResponse): DoorMatch | undefined;
   readonly routes: ReadonlyArray<{ httpMethod: string; template: string; method: DescMethod }>;
 }
 
@@ -79,20 +86,25 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
   const routes = compileRoutes(opt.services);
   const router = createRouter(routes);
 
-  async function serve(route: Route<RouteTarget>, values: string[], req: NodeRequest, res: NodeResponse, path: string, query: string) {
+  async function serve(route: Route<RouteTarget>, values: string[], req: NodeRequest, res: NodeResponse, path: string, query: string, record?: CallRecord, refusal?: ConnectError) {
     const { spec, plan, serialize } = route.target;
+    const contextValues = createContextValues();
+    if (record !== undefined) contextValues.set(kCallRecord, record);
     const call = startNodeCall(req, res, {
       method: spec.method,
       protocolName: restProtocolName,
       requestMethod: route.httpMethod,
       timeoutMs: opt.maxTimeoutMs,
       shutdownSignal: opt.shutdownSignal,
+      requestHeader: record?.requestHeader,
+      contextValues,
     });
     const { context } = call;
     let exchange: NodeHttpExchange | undefined;
     try {
+      if (refusal !== undefined) throw refusal;
       const body = plan.body.kind === "none" ? emptyBody : await readRequestBody(req, opt.maxBodyBytes);
-      exchange = new NodeHttpExchange(route.httpMethod, path, body, res, context.responseHeader, context.signal);
+      exchange = new NodeHttpExchange(route.httpMethod, path, body, res, context.responseHeader, context.signal, record);
       context.values.set(kHttpExchange, exchange);
       const input = buildRequestMessage(plan, values, query, body);
       if (spec.kind !== "unary") throw new ConnectError("not a unary method", Code.Internal);
@@ -104,6 +116,7 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
       if (!canRespond(res)) return;
       setResponseHeaders(res, context.responseHeader);
       setResponseHeaders(res, context.responseTrailer);
+      record?.answered({ code: 0, status: 200 });
       if (exchange.raw !== undefined) {
         endResponse(res, 200, exchange.raw.contentType, exchange.raw.body);
       } else {
@@ -117,19 +130,23 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
         return;
       }
       if (canRespond(res) && !call.callerGone()) {
-        respondWithError(res, error, context.responseHeader, context.responseTrailer, exchange);
+        const status = respondWithError(res, error, context.responseHeader, context.responseTrailer, contextValues, exchange);
+        record?.answered({ code: error.code, status, message: error.rawMessage });
+      } else {
+        record?.answered({ code: error.code, status: 499, message: error.rawMessage });
       }
     } finally {
       call.complete();
     }
   }
 
-  function respondWithError(res: NodeResponse, error: ConnectError, header: Headers, trailer: Headers, exchange?: HttpExchange) {
+  /** Writes the error response; returns its status. */
+  function respondWithError(res: NodeResponse, error: ConnectError, header: Headers, trailer: Headers, contextValues?: ContextValues, exchange?: HttpExchange): number {
     let response: ErrorResponse;
     try {
-      response = opt.writeError(error, { responseHeader: header, exchange });
+      response = opt.writeError(error, { responseHeader: header, contextValues, exchange });
     } catch {
-      response = writeJsonError(error, { responseHeader: header, exchange });
+      response = writeJsonError(error, { responseHeader: header, contextValues, exchange });
     }
     setResponseHeaders(res, header);
     setResponseHeaders(res, trailer);
@@ -139,30 +156,50 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
       res.setHeader(name, value);
     }
     endResponse(res, response.status, undefined, response.body);
+    return response.status;
+  }
+
+  function match(req: NodeRequest, res: NodeResponse): DoorMatch | undefined {
+    const url = req.url ?? "/";
+    const q = url.indexOf("?");
+    const path = q < 0 ? url : url.slice(0, q);
+    const found = router.find(req.method ?? "", path);
+    if (found === undefined) return undefined;
+    if (found.route === undefined) {
+      const { allow } = found;
+      return {
+        protocol: "rest",
+        door: "rest",
+        serve() {
+          const message = `method ${req.method} is not allowed on ${path}`;
+          const error = new ConnectError(message, Code.Unimplemented, undefined, undefined, new HttpStatusHint(message, 405));
+          res.setHeader("allow", allow.join(", "));
+          respondWithError(res, error, new Headers(), new Headers());
+        },
+      };
+    }
+    const { route, values } = found;
+    return {
+      protocol: "rest",
+      door: "rest",
+      method: route.target.spec.method,
+      serve(record, refusal) {
+        serve(route, values, req, res, path, q < 0 ? "" : url.slice(q + 1), record, refusal).catch(() => {
+          // Only a failure to write the response gets here; nothing more can be told to the caller.
+          if (canRespond(res)) endResponse(res, 500, "application/json", '{"code":"internal","message":"internal error"}');
+          else if (!res.writableEnded) res.end();
+        });
+      },
+    };
   }
 
   return {
     routes: routes.map((r) => ({ httpMethod: r.httpMethod, template: r.template.source, method: r.target.spec.method })),
+    match,
     handle(req, res) {
-      const url = req.url ?? "/";
-      const q = url.indexOf("?");
-      const path = q < 0 ? url : url.slice(0, q);
-      const match = router.find(req.method ?? "", path);
-      if (match === undefined) {
-        return false;
-      }
-      if (match.route === undefined) {
-        const error = new ConnectError(`method ${req.method} is not allowed on ${path}`, Code.Unimplemented, undefined, undefined, { httpStatus: 405 });
-        res.setHeader("allow", match.allow.join(", "));
-        respondWithError(res, error, new Headers(), new Headers());
-        return true;
-      }
-      serve(match.route, match.values, req, res, path, q < 0 ? "" : url.slice(q + 1)).catch(() => {
-        // Only a failure to write the response gets here; nothing more can be told to the caller.
-        if (canRespond(res)) endResponse(res, 500, "application/json", '{"code":"internal","message":"internal error"}');
-        else if (!res.writableEnded) res.end();
-      });
-      return true;
+      const found = match(req, res);
+      found?.serve(undefined, undefined);
+      return found !== undefined;
     },
   };
 }

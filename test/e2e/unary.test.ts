@@ -165,7 +165,9 @@ describe("REST", () => {
     expect([a.status, b.status]).toEqual([200, 200]);
   });
 
-  const badInputs: Array<{ name: string; path?: string; body: string | Uint8Array; status: number; code: string }> = [
+  // `routed: false`: the path matches no route, so the request is no call: it has no record,
+  // no journal entry, and so no journal key.
+  const badInputs: Array<{ name: string; path?: string; body: string | Uint8Array; status: number; code: string; routed?: false }> = [
     { name: "invalid JSON", body: '{"model": ', status: 400, code: "invalid_argument" },
     { name: "a JSON array", body: "[1,2]", status: 400, code: "invalid_argument" },
     { name: "a JSON number", body: "42", status: 400, code: "invalid_argument" },
@@ -175,12 +177,12 @@ describe("REST", () => {
     { name: "a 9 MiB body", body: `{"p":"${"x".repeat(9 * 1024 * 1024)}"}`, status: 413, code: "resource_exhausted" },
     { name: "an unknown provider", path: "/api/v1/prompts/passthrough/nope/", body: "{}", status: 404, code: "not_found" },
     { name: "a provider name with an encoded /", path: "/api/v1/prompts/passthrough/lo%2Fcal/", body: "{}", status: 404, code: "not_found" },
-    { name: "a provider name with a /", path: "/api/v1/prompts/passthrough/lo/cal/", body: "{}", status: 404, code: "not_found" },
-    { name: "a provider name of ..", path: "/api/v1/prompts/passthrough/%2E%2E/", body: "{}", status: 404, code: "not_found" },
+    { name: "a provider name with a /", path: "/api/v1/prompts/passthrough/lo/cal/", body: "{}", status: 404, code: "not_found", routed: false },
+    { name: "a provider name of ..", path: "/api/v1/prompts/passthrough/%2E%2E/", body: "{}", status: 404, code: "not_found", routed: false },
     { name: "a provider name with ..", path: "/api/v1/prompts/passthrough/..%2F..%2Fetc/", body: "{}", status: 404, code: "not_found" },
   ];
 
-  it.each(badInputs)("$name → $status, and the server keeps serving", async ({ path, body, status, code }) => {
+  it.each(badInputs)("$name → $status, and the server keeps serving", async ({ path, body, status, code, routed }) => {
     const response = await fetch(path ? `${gateway.url}${path}` : restUrl("local"), { method: "POST", headers: { "content-type": "application/json" }, body });
     expect(response.status).toBe(status);
     for (const [name, value] of Object.entries(NO_CACHE)) expect(response.headers.get(name)).toBe(value);
@@ -188,7 +190,13 @@ describe("REST", () => {
     expect(envelope.error.code).toBe(code);
     expect(envelope.error.status).toBe(status);
     expect(envelope.error.description.length).toBeGreaterThan(5);
-    expect(envelope.metadata.key).toMatch(/^[0-9a-f]{64}$/);
+    if (routed === false) {
+      expect(envelope.metadata).toEqual({});
+      expect(response.headers.get("x-journal-key")).toBeNull();
+    } else {
+      expect(envelope.metadata.key).toMatch(/^[0-9a-f]{64}$/);
+      expect(response.headers.get("x-journal-key")).toBe(envelope.metadata.key);
+    }
     expect(provider.requests).toHaveLength(0);
 
     provider.reply(json(200, completion("m")));

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { httpStatusFromCode, httpStatusOf } from "../../src/transcoding/http-status.js";
+import { HttpStatusHint, httpStatusFromCode, httpStatusOf } from "../../src/transcoding/http-status.js";
 import { startLibraryServer, type LibraryServer } from "./library-server.js";
 
 describe("httpStatusOf", () => {
@@ -26,10 +26,11 @@ describe("httpStatusOf", () => {
     expect(httpStatusOf(new ConnectError("x", code))).toBe(status);
   });
 
-  it("prefers the httpStatus of the cause", () => {
-    const error = new ConnectError("too big", Code.ResourceExhausted, undefined, undefined, { httpStatus: 413 });
+  it("prefers the status of an HttpStatusHint cause, and only of one", () => {
+    const error = new ConnectError("too big", Code.ResourceExhausted, undefined, undefined, new HttpStatusHint("too big", 413));
     expect(httpStatusOf(error)).toBe(413);
-    expect(httpStatusOf(new ConnectError("x", Code.Unavailable, undefined, undefined, { httpStatus: "502" }))).toBe(503);
+    // A cause that merely looks like one is not taken: the hint is typed, not duck-typed.
+    expect(httpStatusOf(new ConnectError("x", Code.Unavailable, undefined, undefined, { httpStatus: 502 }))).toBe(503);
   });
 });
 

@@ -1,14 +1,17 @@
-import { ConnectError } from "@connectrpc/connect";
-import { codeToString } from "@connectrpc/connect/protocol-connect";
+import type { ConnectError } from "@connectrpc/connect";
+import { kCallRecord } from "../call/record.js";
+import { codeToString } from "../connect-internals.js";
 import { UpstreamError } from "../providers/upstream-error.js";
+import { API_VERSION } from "../service/answer.js";
+import type { WriteError } from "../transcoding/error-response.js";
 import { httpStatusOf } from "../transcoding/http-status.js";
-import { API_VERSION, JOURNAL_KEY_HEADER, newJournalKey } from "./journal-key.js";
 
 /**
  * Smarter's REST error envelope, without a stack trace (SPEC section 8):
  * `{"error": {errorClass, description, status, code, upstream?}, "api", "metadata": {"key"}}`.
+ * A request that was no call (a wrong HTTP method, no route) has no journal key: `metadata` is empty.
  */
-export function errorEnvelope(error: ConnectError, journalKey: string): object {
+export function errorEnvelope(error: ConnectError, journalKey: string | undefined): object {
   const cause = error.cause instanceof UpstreamError ? error.cause : undefined;
   return {
     error: {
@@ -19,23 +22,16 @@ export function errorEnvelope(error: ConnectError, journalKey: string): object {
       ...(cause?.upstreamBody === undefined ? {} : { upstream: cause.upstreamBody }),
     },
     api: API_VERSION,
-    metadata: { key: journalKey },
+    metadata: journalKey === undefined ? {} : { key: journalKey },
   };
 }
 
-/**
- * The transcoder's error writer for this service. Errors raised before the handler ran
- * (a body that is not JSON, a route that does not exist) get a journal key here.
- */
-export function writeRestError(error: ConnectError, call: { responseHeader: Headers }) {
-  let journalKey = call.responseHeader.get(JOURNAL_KEY_HEADER);
-  if (!journalKey) {
-    journalKey = newJournalKey();
-    call.responseHeader.set(JOURNAL_KEY_HEADER, journalKey);
-  }
-  // The transcoder adds the error's metadata (a relayed Retry-After) as headers.
-  return { status: httpStatusOf(error), headers: { "content-type": "application/json" }, body: JSON.stringify(errorEnvelope(error, journalKey)) };
-}
+/** The transcoder's error writer for the gateway: the envelope, with the call's journal key. */
+export const writeRestError: WriteError = (error, { contextValues }) => ({
+  status: httpStatusOf(error),
+  headers: { "content-type": "application/json" },
+  body: JSON.stringify(errorEnvelope(error, contextValues?.get(kCallRecord)?.journalKey)),
+});
 
 /** An SSE event that ends a REST stream which broke after it had started. */
 export function sseErrorEvent(error: ConnectError, journalKey: string): string {

@@ -20,6 +20,3 @@ export function newJournalKey(): string {
 
 /** The response header that carries the journal key on every protocol. */
 export const JOURNAL_KEY_HEADER = "x-journal-key";
-
-/** Added to every answer as Smarter does. */
-export const API_VERSION = "smarter.sh/v1";

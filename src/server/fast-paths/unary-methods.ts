@@ -1,21 +1,10 @@
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import { createServiceImplSpec, type MethodImplSpec } from "@connectrpc/connect";
-import type { TranscodedService } from "../transcoding/transcoder.js";
+import type { TranscodedService } from "../../transcoding/transcoder.js";
 
 /** A service and its implementation, as the transcoder takes them. */
 export type ServedService = TranscodedService;
 
 export type UnarySpec = Extract<MethodImplSpec, { kind: "unary" }>;
-
-/**
- * A fast path in front of connect-node: serves the request and returns true, or returns false,
- * touching nothing, for connect-node to serve.
- */
-export type FastPathHandler = (
-  req: IncomingMessage | Http2ServerRequest,
-  res: ServerResponse | Http2ServerResponse,
-) => boolean;
 
 /** The unary methods of these services by request path, `/package.Service/Method`. */
 export function unaryMethodsByPath(services: ServedService[]): Map<string, UnarySpec> {

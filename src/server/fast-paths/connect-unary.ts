@@ -1,28 +1,28 @@
 import type { DescMessage } from "@bufbuild/protobuf";
-import type { Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
-import {
-  compressionNegotiate,
-  createMethodSerializationLookup,
-  invokeUnaryImplementation,
-  validateUniversalHandlerOptions,
-  type MethodSerializationLookup,
-} from "@connectrpc/connect/protocol";
+import type { CallDoor } from "../../call/entry.js";
+import { kCallRecord, type CallRecord } from "../../call/record.js";
 import {
   codeToHttpStatus,
+  compressionNegotiate,
   contentTypeUnaryJson,
   contentTypeUnaryProto,
   contentTypeUnaryRegExp,
+  createMethodSerializationLookup,
   errorToJsonBytes,
   headerUnaryAcceptEncoding,
   headerUnaryEncoding,
-  parseTimeout,
+  invokeUnaryImplementation,
+  parseConnectTimeout,
   trailerMux,
-} from "@connectrpc/connect/protocol-connect";
-import { startNodeCall } from "../node-http/handler-context.js";
-import { readRequestBody, type NodeRequest } from "../node-http/request.js";
-import { canRespond, endResponse, setResponseHeaders, type NodeResponse } from "../node-http/response.js";
-import { headerValue, unaryMethodsByPath, type FastPathHandler, type ServedService, type UnarySpec } from "./unary-methods.js";
+  validateUniversalHandlerOptions,
+  type MethodSerializationLookup,
+} from "../../connect-internals.js";
+import { startNodeCall } from "../../node-http/handler-context.js";
+import { readRequestBody, type NodeRequest } from "../../node-http/request.js";
+import { canRespond, endResponse, setResponseHeaders, type NodeResponse } from "../../node-http/response.js";
+import { headerValue, unaryMethodsByPath, type ServedService, type UnarySpec } from "./unary-methods.js";
 
 export interface ConnectUnaryOptions {
   services: ServedService[];
@@ -40,14 +40,14 @@ interface UnaryMethod {
 /**
  * Connect unary POST (JSON or protobuf) served straight on the Node.js request, as
  * grpc-unary.ts does for gRPC: connect-node's general pipeline (async iterables through every
- * step) cost more CPU than all the rest of the call (978 µs a call, ~450 with this). This
+ * step) costs more CPU than all the rest of the call. This
  * follows connect's own unary handler step by step — the same options and defaults as
  * connectNodeAdapter (gzip and brotli both ways, responses compressed from 1 KiB),
  * serialization, timeout header, error body and status, `trailer-` headers — and runs the same
  * interceptors and implementation. Anything else (GET, streaming, other content types) is left
  * to connect-node.
  */
-export function createConnectUnaryHandler(options: ConnectUnaryOptions): FastPathHandler {
+export function createConnectUnaryDoor(options: ConnectUnaryOptions): CallDoor {
   const opt = validateUniversalHandlerOptions({
     acceptCompression: [compressionGzip, compressionBrotli],
     readMaxBytes: options.readMaxBytes,
@@ -59,14 +59,18 @@ export function createConnectUnaryHandler(options: ConnectUnaryOptions): FastPat
     methods.set(path, { spec, serialization: createMethodSerializationLookup(spec.method, opt.binaryOptions, opt.jsonOptions, opt) });
   }
 
-  async function serve({ spec, serialization }: UnaryMethod, binary: boolean, req: NodeRequest, res: NodeResponse) {
-    const timeout = parseTimeout(headerValue(req.headers["connect-timeout-ms"]), opt.maxTimeoutMs);
+  async function serve({ spec, serialization }: UnaryMethod, binary: boolean, req: NodeRequest, res: NodeResponse, record?: CallRecord, refusal?: ConnectError) {
+    const timeout = parseConnectTimeout(headerValue(req.headers["connect-timeout-ms"]), opt.maxTimeoutMs);
+    const contextValues = createContextValues();
+    if (record !== undefined) contextValues.set(kCallRecord, record);
     const call = startNodeCall(req, res, {
       method: spec.method,
       protocolName: "connect",
       requestMethod: "POST",
       timeoutMs: timeout.timeoutMs,
       shutdownSignal: opt.shutdownSignal,
+      requestHeader: record?.requestHeader,
+      contextValues,
     });
     const { context } = call;
     context.responseHeader.set("content-type", binary ? contentTypeUnaryProto : contentTypeUnaryJson);
@@ -79,16 +83,19 @@ export function createConnectUnaryHandler(options: ConnectUnaryOptions): FastPat
     let status = 200;
     let body: Uint8Array;
     try {
+      if (refusal !== undefined) throw refusal;
       if (compression.error) throw compression.error;
       if (timeout.error) throw timeout.error;
-      let bytes = await readRequestBody(req, opt.readMaxBytes);
+      let bytes = await readRequestBody(req, opt.readMaxBytes, connectOverLimit);
       if (compression.request) bytes = await compression.request.decompress(bytes, opt.readMaxBytes);
       const input = serialization.getI(binary).parse(bytes);
       const output = await invokeUnaryImplementation(spec, context, input, opt.interceptors);
       body = serialization.getO(binary).serialize(output);
+      record?.answered({ code: 0, status });
     } catch (e) {
       const error = call.fail(e);
       status = codeToHttpStatus(error.code);
+      record?.answered({ code: error.code, status, message: error.rawMessage });
       context.responseHeader.set("content-type", contentTypeUnaryJson);
       error.metadata.forEach((value, name) => context.responseHeader.set(name, value));
       body = errorToJsonBytes(error, opt.jsonOptions);
@@ -104,14 +111,26 @@ export function createConnectUnaryHandler(options: ConnectUnaryOptions): FastPat
     endResponse(res, status, undefined, body);
   }
 
-  return (req, res) => {
-    if (req.method !== "POST") return false;
-    const method = methods.get(req.url ?? "");
-    if (method === undefined) return false;
-    const type = req.headers["content-type"];
-    if (type === undefined || !contentTypeUnaryRegExp.test(type)) return false;
-    const binary = type.toLowerCase() === contentTypeUnaryProto;
-    serve(method, binary, req, res).catch(() => res.destroy());
-    return true;
+  return {
+    match(req, res) {
+      if (req.method !== "POST") return undefined;
+      const method = methods.get(req.url ?? "");
+      if (method === undefined) return undefined;
+      const type = req.headers["content-type"];
+      if (type === undefined || !contentTypeUnaryRegExp.test(type)) return undefined;
+      const binary = type.toLowerCase() === contentTypeUnaryProto;
+      return {
+        protocol: "connect",
+        door: "fast-path",
+        method: method.spec.method,
+        serve: (record, refusal) => void serve(method, binary, req, res, record, refusal).catch(() => res.destroy()),
+      };
+    },
   };
+}
+
+/** connect's own wording for a request over readMaxBytes, with the declared size when there is one. */
+function connectOverLimit(readMaxBytes: number, declared?: number): ConnectError {
+  const size = declared === undefined ? "" : ` ${declared}`;
+  return new ConnectError(`message size${size} is larger than configured readMaxBytes ${readMaxBytes}`, Code.ResourceExhausted);
 }

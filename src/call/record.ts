@@ -1,0 +1,233 @@
+import { randomUUID } from "node:crypto";
+import type { DescMethod, JsonObject } from "@bufbuild/protobuf";
+import { Code, createContextKey, type ContextKey } from "@connectrpc/connect";
+import { newJournalKey } from "./journal-key.js";
+import type { Door, Protocol } from "./protocol.js";
+
+/** Who made a call, as authentication established it: a key's id or a token's subject, never a secret. */
+export interface Principal {
+  readonly kind: "key" | "google";
+  readonly id: string;
+}
+
+/** Token counts as the provider reported them (`usage` of an answer, or of a stream's last chunk). */
+export interface TokenUsage {
+  readonly promptTokens?: number;
+  readonly completionTokens?: number;
+  readonly totalTokens?: number;
+}
+
+/** The request as the caller sent it: REST keeps the received bytes, RPC the decoded body. */
+export interface RecordedRequest {
+  readonly bytes?: Uint8Array;
+  readonly body?: JsonObject;
+}
+
+/**
+ * The provider's answer as the caller got it: a unary answer with the provider's own text, or
+ * a stream's events as relayed (RPC: the chunks; REST: the SSE bytes, in whole blocks).
+ */
+export type RecordedAnswer =
+  | { readonly kind: "unary"; readonly text: string; readonly body: JsonObject }
+  | { readonly kind: "stream"; readonly events: Array<JsonObject | Uint8Array>; truncated: boolean };
+
+/** How the caller was answered: the code (OK included) and the HTTP status it got. */
+export interface CallOutcome {
+  readonly code: Code | 0;
+  readonly status: number;
+  /** The error's description, when it failed. */
+  readonly message?: string;
+}
+
+/**
+ * One call, from the moment its door knew it to the end of its response. Created once per call
+ * by the entry (src/call/entry.ts) whatever door it came through; completed by the parts that
+ * know each fact (authentication, the service, the relay, the door) and ended exactly once.
+ */
+export interface CallRecord {
+  readonly journalKey: string;
+  /** Shared by every signal of the call. */
+  readonly requestId: string;
+  readonly protocol: Protocol;
+  readonly door: Door;
+  readonly method: DescMethod;
+  /** `/package.Service/Method`. */
+  readonly procedure: string;
+  /** Epoch milliseconds. */
+  readonly startedAt: number;
+  readonly requestHeader: Headers;
+  principal: Principal | undefined;
+  providerName: string | undefined;
+  request: RecordedRequest | undefined;
+  answer: RecordedAnswer | undefined;
+  upstreamStatus: number | undefined;
+  /** Set for unary answers; derived from the last chunk that reports it for streams. */
+  usage: TokenUsage | undefined;
+  /** Undefined until the door answered; a call that ends without one was cancelled. */
+  readonly outcome: CallOutcome | undefined;
+  readonly durationMs: number | undefined;
+  readonly ended: boolean;
+  /** Records how the caller is answered; a later outcome (a stream that broke) replaces an earlier one. */
+  answered(outcome: CallOutcome): void;
+  /** Appends one relayed stream event; past the byte budget events are counted out (`truncated`). */
+  relayed(event: JsonObject | Uint8Array, bytes: number): void;
+}
+
+export type CallEndListener = (call: CallRecord) => void;
+
+/** The context value through which interceptors and handlers reach the call's record. */
+export const kCallRecord: ContextKey<CallRecord | undefined> = createContextKey<CallRecord | undefined>(undefined, {
+  description: "passthrough call record",
+});
+
+export interface CallStart {
+  protocol: Protocol;
+  door: Door;
+  method: DescMethod;
+  requestHeader: Headers;
+}
+
+export interface CallTracker {
+  start(init: CallStart): CallRecord & { end(completed: boolean): void };
+  /** Called once for every call when it ends; a listener that throws is reported, not propagated. */
+  onCallEnd(listener: CallEndListener): void;
+}
+
+export interface CallTrackerOptions {
+  /** Most bytes of stream events one record keeps. */
+  maxRecordedBytes: number;
+  /** Told of a listener that threw. */
+  onListenerError(error: unknown, call: CallRecord): void;
+}
+
+/** Creates records and tells the listeners of each one's end. */
+export function createCallTracker({ maxRecordedBytes, onListenerError }: CallTrackerOptions): CallTracker {
+  const listeners: CallEndListener[] = [];
+  return {
+    start: (init) => new Call(init, maxRecordedBytes, listeners, onListenerError),
+    onCallEnd(listener) {
+      listeners.push(listener);
+    },
+  };
+}
+
+const cancelled: CallOutcome = { code: Code.Canceled, status: 499, message: "the caller went away before the answer was complete" };
+
+class Call implements CallRecord {
+  readonly journalKey = newJournalKey();
+  readonly requestId = randomUUID();
+  readonly startedAt = Date.now();
+  readonly protocol: Protocol;
+  readonly door: Door;
+  readonly method: DescMethod;
+  readonly procedure: string;
+  readonly requestHeader: Headers;
+  principal: Principal | undefined;
+  providerName: string | undefined;
+  request: RecordedRequest | undefined;
+  answer: RecordedAnswer | undefined;
+  upstreamStatus: number | undefined;
+  #usage: TokenUsage | undefined;
+  #outcome: CallOutcome | undefined;
+  #durationMs: number | undefined;
+  #ended = false;
+  #recordedBytes = 0;
+  readonly #started = performance.now();
+
+  constructor(
+    init: CallStart,
+    readonly maxRecordedBytes: number,
+    readonly listeners: readonly CallEndListener[],
+    readonly onListenerError: CallTrackerOptions["onListenerError"],
+  ) {
+    this.protocol = init.protocol;
+    this.door = init.door;
+    this.method = init.method;
+    this.procedure = `/${init.method.parent.typeName}/${init.method.name}`;
+    this.requestHeader = init.requestHeader;
+  }
+
+  get usage(): TokenUsage | undefined {
+    if (this.#usage !== undefined || this.answer?.kind !== "stream") return this.#usage;
+    const events = this.answer.events;
+    for (let i = events.length - 1; i >= 0; i--) {
+      const event = events[i];
+      const usage = event instanceof Uint8Array ? lastUsageOfBlocks(event) : usageOf(event);
+      if (usage !== undefined) return usage;
+    }
+    return undefined;
+  }
+
+  set usage(usage: TokenUsage | undefined) {
+    this.#usage = usage;
+  }
+
+  get outcome(): CallOutcome | undefined {
+    return this.#outcome;
+  }
+
+  get durationMs(): number | undefined {
+    return this.#durationMs;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  answered(outcome: CallOutcome): void {
+    if (!this.#ended) this.#outcome = outcome;
+  }
+
+  relayed(event: JsonObject | Uint8Array, bytes: number): void {
+    if (this.#ended) return;
+    if (this.answer?.kind !== "stream") this.answer = { kind: "stream", events: [], truncated: false };
+    if (this.#recordedBytes + bytes > this.maxRecordedBytes) {
+      this.answer.truncated = true;
+      return;
+    }
+    this.#recordedBytes += bytes;
+    this.answer.events.push(event);
+  }
+
+  /** Ends the record once: `completed` says whether the response was written to its end. */
+  end(completed: boolean): void {
+    if (this.#ended) return;
+    this.#durationMs = performance.now() - this.#started;
+    if (this.#outcome === undefined || (!completed && this.#outcome.code === 0)) this.#outcome = cancelled;
+    this.#ended = true;
+    for (const listener of this.listeners) {
+      try {
+        listener(this);
+      } catch (error) {
+        this.onListenerError(error, this);
+      }
+    }
+  }
+}
+
+/** The `usage` of an answer or chunk, in the OpenAI shape every provider here speaks. */
+export function usageOf(answer: JsonObject | undefined): TokenUsage | undefined {
+  const usage = answer?.usage;
+  if (usage === null || typeof usage !== "object" || Array.isArray(usage)) return undefined;
+  const count = (value: unknown) => (typeof value === "number" && Number.isFinite(value) ? value : undefined);
+  return { promptTokens: count(usage.prompt_tokens), completionTokens: count(usage.completion_tokens), totalTokens: count(usage.total_tokens) };
+}
+
+/** The usage of the last event that reports one in these whole SSE blocks. */
+function lastUsageOfBlocks(bytes: Uint8Array): TokenUsage | undefined {
+  const blocks = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8").split(/\r\n\r\n|\n\n|\r\r/);
+  for (let i = blocks.length - 1; i >= 0; i--) {
+    const data = blocks[i]
+      .split(/\r\n|\r|\n/)
+      .filter((line) => line.startsWith("data:"))
+      .map((line) => line.slice(line[5] === " " ? 6 : 5));
+    if (!data.some((line) => line.includes(`"usage"`))) continue;
+    try {
+      const usage = usageOf(JSON.parse(data.join("\n")) as JsonObject);
+      if (usage !== undefined) return usage;
+    } catch {
+      // not JSON: no usage in this event
+    }
+  }
+  return undefined;
+}

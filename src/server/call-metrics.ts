@@ -1,0 +1,59 @@
+import { Counter, Histogram, type Registry } from "prom-client";
+import type { CallEndListener } from "../call/record.js";
+import { codeToString } from "../connect-internals.js";
+
+export interface CallMetricsOptions {
+  /**
+   * The providers a call may be labelled with; a call naming another is labelled
+   * provider="", so that callers cannot grow the set of series. Default: any name.
+   */
+  providers?: Iterable<string>;
+}
+
+/** From 5 ms to 2 minutes: LLM calls range from a cached answer to a long generation. */
+export const CALL_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
+
+interface Series {
+  readonly calls: Counter.Internal;
+  readonly duration: Histogram.Internal<string>;
+}
+
+/**
+ * Records `passthrough_calls_total{protocol,provider,code}` and
+ * `passthrough_call_duration_seconds{protocol,provider}` in `registry` from each call's record
+ * when it ends: every call on every protocol, those that failed before any interceptor ran
+ * included. A stream is counted when its response ends.
+ */
+export function createCallMetrics(registry: Registry, options: CallMetricsOptions = {}): CallEndListener {
+  const calls = new Counter({
+    name: "passthrough_calls_total",
+    help: "Calls by protocol, provider and outcome (ok or the snake_case code name).",
+    labelNames: ["protocol", "provider", "code"],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: "passthrough_call_duration_seconds",
+    help: "Call duration in seconds, until the last message of a stream.",
+    labelNames: ["protocol", "provider"],
+    buckets: CALL_DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const known = options.providers === undefined ? undefined : new Set(options.providers);
+  // Label children bound once per series: labels() hashes its arguments on every call.
+  const series = new Map<string, Series>();
+
+  return (call) => {
+    const name = call.providerName ?? "";
+    const provider = known === undefined || known.has(name) ? name : "";
+    const outcome = call.outcome?.code ?? 0;
+    const code = outcome === 0 ? "ok" : codeToString(outcome);
+    const key = `${call.protocol}\0${provider}\0${code}`;
+    let bound = series.get(key);
+    if (bound === undefined) {
+      bound = { calls: calls.labels(call.protocol, provider, code), duration: duration.labels(call.protocol, provider) };
+      series.set(key, bound);
+    }
+    bound.calls.inc();
+    bound.duration.observe((call.durationMs ?? 0) / 1000);
+  };
+}
