@@ -5,6 +5,7 @@ import type { Logger } from "../logging/logger.js";
 import type { Provider } from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
 import type { CallBudget, StreamedResponse, UpstreamClient, UpstreamResponse } from "../providers/upstream.js";
+import { UpstreamError } from "../providers/upstream-error.js";
 import { parseAnswer } from "./answer.js";
 
 /** A call under way: its record, provider, body and budget (dispose it when the call is over). */
@@ -61,18 +62,30 @@ export function createPassthroughCalls({ providers, upstream, logger, logging }:
     },
 
     async complete(started, payload) {
-      const response = await upstream.send(started.provider, payload, started.budget, "buffered");
-      started.call.upstreamStatus = response.status;
+      const { call, provider, budget } = started;
+      const response = await recordingStatus(call, upstream.send(provider, payload, budget, "buffered"));
       return recordAnswer(started, await readBody(response, started.budget));
     },
 
     async openStream(started, payload) {
-      const response = await upstream.send(started.provider, payload, started.budget, "stream");
-      started.call.upstreamStatus = response.status;
+      const { call, provider, budget } = started;
+      const response = await recordingStatus(call, upstream.send(provider, payload, budget, "stream"));
       if (isEventStream(response)) return { kind: "stream", response };
       return { kind: "whole", answer: recordAnswer(started, await readBody(response, started.budget)) };
     },
   };
+}
+
+/** The provider's answer to `sending`, its status recorded, also when it was an error. */
+async function recordingStatus<T extends UpstreamResponse>(call: CallRecord, sending: Promise<T>): Promise<T> {
+  try {
+    const response = await sending;
+    call.upstreamStatus = response.status;
+    return response;
+  } catch (error) {
+    if (error instanceof ConnectError && error.cause instanceof UpstreamError) call.upstreamStatus = error.cause.upstreamStatus;
+    throw error;
+  }
 }
 
 /** The record every door puts in the handler context; a call without one is a bug of ours. */

@@ -104,6 +104,8 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
     try {
       if (refusal !== undefined) throw refusal;
       const body = plan.body.kind === "none" ? emptyBody : await readRequestBody(req, opt.maxBodyBytes);
+      // The bytes as received, also when they then fail to decode.
+      if (record !== undefined) record.request = { bytes: body };
       exchange = new NodeHttpExchange(route.httpMethod, path, body, res, context.responseHeader, context.signal, record);
       context.values.set(kHttpExchange, exchange);
       const input = buildRequestMessage(plan, values, query, body);
