@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { createEntry } from "../call/entry.js";
 import { createHeaderStage, type HeaderCheck } from "../call/header-stage.js";
 import { createCallTracker, type CallEndListener } from "../call/record.js";
@@ -39,6 +39,8 @@ export interface GatewayOptions {
     headerChecks?: readonly HeaderCheck[];
     /** Told of every call once it has ended. */
     onCallEnd?: readonly CallEndListener[];
+    /** Run around every call after the gateway's own, on every door. */
+    interceptors?: readonly Interceptor[];
   };
 }
 
@@ -69,7 +71,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {} }: G
   const headerStage = createHeaderStage(hooks.headerChecks ?? [], (error, call) =>
     logger.error({ err: error, journalKey: call.journalKey }, "a header check failed"),
   );
-  const interceptors = [createErrorBoundaryInterceptor(logger)];
+  const interceptors = [createErrorBoundaryInterceptor(logger), ...(hooks.interceptors ?? [])];
   /** Aborted when close() begins (readiness, health) and when in-flight calls must end (calls). */
   const draining = new AbortController();
   const shutdown = new AbortController();

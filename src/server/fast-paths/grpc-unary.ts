@@ -79,7 +79,7 @@ export function createGrpcUnaryDoor(options: GrpcUnaryOptions): CallDoor {
       if (compression.error) throw compression.error;
       if (timeout.error) throw timeout.error;
       const envelope = await envelopeDecompress(await readOneEnvelope(req, opt.readMaxBytes), compression.request, opt.readMaxBytes);
-      const input = inputCodec.decode(envelope.data);
+      const input = decodeInput(inputCodec, envelope.data);
       const output = await invokeUnaryImplementation(spec, context, input, opt.interceptors);
       const answer = await envelopeCompress({ flags: 0, data: outputCodec.encode(output) }, compression.response, opt.compressMinBytes);
       body = encodeEnvelope(answer.flags, answer.data);
@@ -119,6 +119,16 @@ export function createGrpcUnaryDoor(options: GrpcUnaryOptions): CallDoor {
       };
     },
   };
+}
+
+/** The request message, or connect's own error for bytes that do not decode. */
+function decodeInput(codec: MessageCodec, bytes: Uint8Array) {
+  try {
+    return codec.decode(bytes);
+  } catch (e) {
+    if (e instanceof ConnectError) throw e;
+    throw new ConnectError(`parse binary: ${e instanceof Error ? e.message : String(e)}`, Code.Internal);
+  }
 }
 
 interface UnaryMethod {
