@@ -30,12 +30,12 @@ export interface CallContext extends HandlerContext {
 }
 
 /**
- * The HandlerContext of a call served outside connect-node (REST, the gRPC unary fast path),
+ * The HandlerContext of a call served outside connect-node (REST, the unary fast paths),
  * with the semantics of connect's createHandlerContext (the signal aborts at the deadline, on
- * shutdown and on abort()) but one AbortController instead of three: on Node.js 20 each costs
- * several µs per call, and this is the hot path.
+ * shutdown and on abort()) but one AbortController instead of three: on Node.js 20 an
+ * AbortController is costly next to the rest of a call (test/bench/README.md).
  */
-export function createCallContext(init: CallContextInit): CallContext {
+function createCallContext(init: CallContextInit): CallContext {
   const controller = new AbortController();
   const { shutdownSignal, timeoutMs } = init;
   let timer: ReturnType<typeof setTimeout> | undefined;

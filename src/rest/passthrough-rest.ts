@@ -65,7 +65,7 @@ function exchangeOf(context: HandlerContext): HttpExchange {
  * REST caller gets exactly what the provider sent (number formats, key order, escapes) plus
  * the two keys. When the provider already used either key, they are replaced by re-serializing.
  */
-export function spliceGatewayFields(text: string, answer: JsonObject, journalKey: string): string {
+function spliceGatewayFields(text: string, answer: JsonObject, journalKey: string): string {
   if ("api" in answer || "metadata" in answer) return JSON.stringify(withGatewayFields(answer, journalKey));
   const close = text.lastIndexOf("}");
   const fields = `"api":"${API_VERSION}","metadata":{"key":"${journalKey}"}`;

@@ -11,7 +11,7 @@ export interface CallMetricsOptions {
 }
 
 /** From 5 ms to 2 minutes: LLM calls range from a cached answer to a long generation. */
-export const CALL_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
+const CALL_DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120];
 
 interface Series {
   readonly calls: Counter.Internal;

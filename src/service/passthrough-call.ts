@@ -89,7 +89,7 @@ async function recordingStatus<T extends UpstreamResponse>(call: CallRecord, sen
 }
 
 /** The record every door puts in the handler context; a call without one is a bug of ours. */
-export function callRecordOf(context: HandlerContext): CallRecord {
+function callRecordOf(context: HandlerContext): CallRecord {
   const call = context.values.get(kCallRecord);
   if (call === undefined) throw new ConnectError("internal error: a call without its record", Code.Internal);
   return call;

@@ -20,7 +20,7 @@ const statusByCode: Record<Code, number> = {
 };
 
 /** The HTTP status for a Code, as grpc-gateway maps them. */
-export function httpStatusFromCode(code: Code): number {
+function httpStatusFromCode(code: Code): number {
   return statusByCode[code] ?? 500;
 }
 

@@ -46,7 +46,7 @@ export interface TranscoderOptions {
   services: TranscodedService[];
   /** Run around every call, as connect-node runs them for gRPC and Connect. Default: none. */
   interceptors?: Interceptor[];
-  /** Largest request body in bytes; larger is RESOURCE_EXHAUSTED with cause { httpStatus: 413 }. Default 8 MiB. */
+  /** Largest request body in bytes; larger is RESOURCE_EXHAUSTED, REST status 413. Default 8 MiB. */
   maxBodyBytes?: number;
   /** Builds the error response. Default: status httpStatusOf(error), JSON body {"code":"not_found","message":"..."}. */
   writeError?: WriteError;
@@ -69,7 +69,7 @@ export interface Transcoder extends CallDoor {
 }
 
 /** The HandlerContext.protocolName of a call that arrived on a REST binding. */
-export const restProtocolName = "rest";
+const restProtocolName = "rest";
 
 interface RouteTarget {
   readonly spec: MethodImplSpec;

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { HttpStatusHint, httpStatusFromCode, httpStatusOf } from "../../src/transcoding/http-status.js";
+import { HttpStatusHint, httpStatusOf } from "../../src/transcoding/http-status.js";
 import { startLibraryServer, type LibraryServer } from "./library-server.js";
 
 describe("httpStatusOf", () => {
@@ -22,7 +22,6 @@ describe("httpStatusOf", () => {
     [Code.DataLoss, 500],
     [Code.Unauthenticated, 401],
   ])("maps code %s to %s", (code, status) => {
-    expect(httpStatusFromCode(code)).toBe(status);
     expect(httpStatusOf(new ConnectError("x", code))).toBe(status);
   });
 
