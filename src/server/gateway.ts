@@ -20,6 +20,7 @@ import { createPassthroughService } from "../service/passthrough-service.js";
 import { createTranscoder } from "../transcoding/transcoder.js";
 import { createCallMetrics } from "./call-metrics.js";
 import { createConnectDoor } from "./connect-door.js";
+import { createCors } from "./cors.js";
 import { createConnectUnaryDoor } from "./fast-paths/connect-unary.js";
 import { createGrpcUnaryDoor } from "./fast-paths/grpc-unary.js";
 import { createHealthService } from "./health.js";
@@ -102,6 +103,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {} }: G
   });
   const entry = createEntry({ doors: [transcoder, ...fastPaths, rpc], tracker, headerStage, services: new Set([PassthroughService]) });
 
+  const cors = createCors(config.auth.cors);
   let inFlight = 0;
   let idle: (() => void) | undefined;
   const serveMetrics = createMetricsHandler(metrics);
@@ -119,6 +121,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {} }: G
       return;
     }
     if (path === "/metrics") return serveMetrics(req, res);
+    if (cors.handle(req, res)) return;
     if (!entry(req, res)) notFound(req, res);
   };
 
