@@ -61,10 +61,14 @@ export const configSchema = z.strictObject({
     .strictObject({
       google: z
         .strictObject({
+          /** Audiences (OAuth client ids) a Google ID token may be issued to; at least one. */
           audiences: z.array(z.string().min(1)).min(1),
+          /** Verifying keys for offline use: a JWKS, a `{kid: PEM}` map, or PEM blocks. Default: fetched from Google. */
           certsFile: z.string().min(1).optional(),
-          emails: z.array(z.string()).optional(),
-          domains: z.array(z.string()).optional(),
+          /** Admit only these verified emails (and the accounts of `domains`). Default: every account. */
+          emails: z.array(z.email()).min(1).optional(),
+          /** Admit only these Google Workspace domains, by the token's `hd` claim. Default: every account. */
+          domains: z.array(z.string().regex(/^[^@\s]+$/, "a domain, without @")).min(1).optional(),
         })
         .optional(),
       cors: z.strictObject({ origins: z.array(z.string().min(1)).default([]) }).prefault({}),
