@@ -46,7 +46,7 @@ export interface RateLimiter {
    * A no-op without a token limit. Never rejects for a backend failure.
    */
   charge(keyId: string, tokens: number, limits: RateLimits): Promise<void>;
-  /** Calls answered by an in-memory fallback because the shared backend failed; 0 in memory. */
+  /** Calls answered by an in-memory fallback because the shared backend failed or was not connected yet; 0 in memory. */
   fallbacks(): number;
   /** Releases the backend's connection; the limiter is not used afterwards. */
   close(): Promise<void>;
