@@ -26,7 +26,7 @@ export interface LoadedConfig {
 
 /**
  * Reads, merges and validates the configuration once, at start-up. Precedence: command
- * line, then environment (DATABASE_URL, PASSTHROUGH_HOST, PASSTHROUGH_PORT,
+ * line, then environment (DATABASE_URL, REDIS_URL, PASSTHROUGH_HOST, PASSTHROUGH_PORT,
  * PASSTHROUGH_LOG_LEVEL, PASSTHROUGH_LOG_PROMPT), then the file, then the defaults.
  */
 export function loadConfig(options: LoadConfigOptions): LoadedConfig {
@@ -70,14 +70,16 @@ function applyOverrides(raw: Record<string, unknown>, options: LoadConfigOptions
   const server = { ...(raw.server as object) } as Record<string, unknown>;
   const database = { ...(raw.database as object) } as Record<string, unknown>;
   const logging = { ...(raw.logging as object) } as Record<string, unknown>;
+  const limits = { ...(raw.limits as object) } as Record<string, unknown>;
   if (env.PASSTHROUGH_HOST) server.host = env.PASSTHROUGH_HOST;
   if (env.PASSTHROUGH_PORT) server.port = Number(env.PASSTHROUGH_PORT);
   if (env.DATABASE_URL) database.url = env.DATABASE_URL;
+  if (env.REDIS_URL) limits.redisUrl = env.REDIS_URL;
   if (env.PASSTHROUGH_LOG_LEVEL) logging.level = env.PASSTHROUGH_LOG_LEVEL;
   if (env.PASSTHROUGH_LOG_PROMPT) logging.logPrompt = env.PASSTHROUGH_LOG_PROMPT === "true";
   if (overrides.host !== undefined) server.host = overrides.host;
   if (overrides.port !== undefined) server.port = overrides.port;
-  return { ...raw, server, database, logging };
+  return { ...raw, server, database, logging, limits };
 }
 
 function formatIssues(issues: z.core.$ZodIssue[]): string {

@@ -74,6 +74,16 @@ export const configSchema = z.strictObject({
       cors: z.strictObject({ origins: z.array(z.string().min(1)).default([]) }).prefault({}),
     })
     .prefault({}),
+  limits: z
+    .strictObject({
+      /** Requests per minute per key, unless the key has its own. Default: unlimited. */
+      requestsPerMinute: z.number().int().positive().optional(),
+      /** Tokens per minute per key, counted from the provider's reported usage, unless the key has its own. Default: unlimited. */
+      tokensPerMinute: z.number().int().positive().optional(),
+      /** Redis holding the counters that several instances share (REDIS_URL overrides). Default: none, counters in memory. */
+      redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, "a redis:// or rediss:// URL").optional(),
+    })
+    .prefault({}),
   signals: z
     .strictObject({
       includeBodies: z.boolean().default(true),
