@@ -19,6 +19,7 @@ if (unreachable !== undefined && process.env.CI === "true") {
     });
   });
 } else if (unreachable !== undefined) {
+  console.warn(`PostgreSQL store tests skipped: PostgreSQL unreachable at ${postgresUrl}: ${unreachable} (with CI=true they fail)`);
   describe.skip(`PostgreSQL store (skipped: PostgreSQL unreachable at ${postgresUrl}: ${unreachable})`, () => {
     it("runs the store contract", () => undefined);
   });
