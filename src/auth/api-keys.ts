@@ -18,6 +18,9 @@ const SECRET_BYTES = 32;
 /** What a passthrough key looks like, for scanners and for the strict parse below. */
 export const API_KEY_PATTERN = /^ptk_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$/;
 
+/** What a key id looks like (as `keys list` shows it). */
+export const API_KEY_ID_PATTERN = /^[a-z2-7]{16}$/;
+
 export interface NewApiKeyMaterial {
   readonly id: string;
   /** SHA-256 of the secret, hex: what the store keeps. */
