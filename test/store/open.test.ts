@@ -2,6 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { parseConfig } from "../../src/config/load.js";
 import { openStore } from "../../src/store/open.js";
 
 const dir = mkdtempSync(join(tmpdir(), "passthrough-open-"));
@@ -33,5 +34,12 @@ describe("openStore", () => {
     expect(error.message).toContain("database.url");
     expect(error.message).toContain(says);
     expect(error.message).not.toContain("hunter2");
+  });
+});
+
+describe("database.schema", () => {
+  it("is a plain identifier, and anything else is refused naming the field", () => {
+    expect(parseConfig({ database: { url: "postgres://h/d", schema: "tenant_1" } }).database).toEqual({ url: "postgres://h/d", schema: "tenant_1" });
+    expect(() => parseConfig({ database: { schema: 'a"b' } })).toThrow("database.schema");
   });
 });
