@@ -2,11 +2,13 @@ import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config/load.js";
 import { createLogger } from "../logging/logger.js";
 import { startGateway } from "../server/gateway.js";
+import { keysCommand } from "./keys.js";
 
 const USAGE = `Usage: passthrough <command> [options]
 
 Commands:
   serve [--host H] [--port P]   serve every protocol on one port (default 127.0.0.1:8080)
+  keys create|list|revoke|rotate  manage API keys (passthrough keys --help)
 
 Every command takes --config FILE (default: $PASSTHROUGH_CONFIG, else ./passthrough.yaml).`;
 
@@ -17,6 +19,8 @@ export async function main(argv: string[]): Promise<number> {
     switch (command) {
       case "serve":
         return await serve(rest);
+      case "keys":
+        return await keysCommand(rest, process.env);
       case undefined:
       case "help":
       case "--help":

@@ -55,7 +55,17 @@ export const configSchema = z.strictObject({
       connectionsPerProvider: z.number().int().positive().default(1024),
     })
     .prefault({}),
-  database: z.strictObject({ url: z.string().min(1).default("sqlite:./data/passthrough.db") }).prefault({}),
+  database: z
+    .strictObject({
+      /** `sqlite:PATH` (relative or absolute) or `postgres://…`; DATABASE_URL overrides. Default `sqlite:./data/passthrough.db`. */
+      url: z.string().min(1).default("sqlite:./data/passthrough.db"),
+      /** PostgreSQL only: the schema that holds the tables, created when missing. Default `public`. */
+      schema: z
+        .string()
+        .regex(/^[A-Za-z_][A-Za-z0-9_]{0,62}$/, "a plain identifier: letters, digits and '_', at most 63")
+        .optional(),
+    })
+    .prefault({}),
   providers: z.array(providerSchema).default([]),
   auth: z
     .strictObject({

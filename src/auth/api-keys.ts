@@ -1,0 +1,94 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { Secret } from "../config/secret.js";
+import type { ApiKey } from "../store/store.js";
+
+/**
+ * API key material (SPEC section 5): `ptk_<id>_<secret>`. The fixed `ptk` prefix and the rigid
+ * shape let secret scanners (GitHub secret scanning, gitleaks, trufflehog) match a leaked key
+ * with one regex, API_KEY_PATTERN, and almost no false positives, and tell a reader what it is.
+ * The id is the clear lookup part; only the SHA-256 digest of the secret is ever stored.
+ */
+export const API_KEY_PREFIX = "ptk";
+
+/** 10 random bytes as 16 lower-case base32 characters: URL-safe, without `_`, so the key splits unambiguously. */
+const ID_BYTES = 10;
+/** 256 random bits, as 43 base64url characters. */
+const SECRET_BYTES = 32;
+
+/** What a passthrough key looks like, for scanners and for the strict parse below. */
+export const API_KEY_PATTERN = /^ptk_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$/;
+
+/** What a key id looks like (as `keys list` shows it). */
+export const API_KEY_ID_PATTERN = /^[a-z2-7]{16}$/;
+
+export interface NewApiKeyMaterial {
+  readonly id: string;
+  /** SHA-256 of the secret, hex: what the store keeps. */
+  readonly digest: string;
+  /** The whole key, shown once to whoever created it; prints as `[redacted]`. */
+  readonly key: Secret;
+}
+
+/** A fresh key: a new id, or the given one when a key is rotated (same id, new secret). */
+export function newApiKey(id: string = newKeyId()): NewApiKeyMaterial {
+  const secret = randomBytes(SECRET_BYTES).toString("base64url");
+  return { id, digest: digestSecret(secret), key: new Secret(`${API_KEY_PREFIX}_${id}_${secret}`) };
+}
+
+export function newKeyId(): string {
+  return base32(randomBytes(ID_BYTES));
+}
+
+/** A parsed key, or why it is not one; the text is never echoed, whatever it held. */
+export type ParsedApiKey = { readonly ok: true; readonly id: string; readonly secret: Secret } | { readonly ok: false; readonly reason: "malformed" };
+
+/** Strict: the exact shape, and a secret that is canonical base64url of 32 bytes. Never throws. */
+export function parseApiKey(text: string): ParsedApiKey {
+  const match = typeof text === "string" && text.length < 128 ? API_KEY_PATTERN.exec(text) : null;
+  if (match === null || Buffer.from(match[2], "base64url").toString("base64url") !== match[2]) return { ok: false, reason: "malformed" };
+  return { ok: true, id: match[1], secret: new Secret(match[2]) };
+}
+
+/** SHA-256 of the secret part, hex. A fast hash suffices: the secret has 256 random bits, nothing to guess. */
+export function digestSecret(secret: Secret | string): string {
+  return createHash("sha256")
+    .update(typeof secret === "string" ? secret : secret.reveal())
+    .digest("hex");
+}
+
+/** Compares two hex digests in constant time (their length is not secret). */
+export function digestsEqual(a: string, b: string): boolean {
+  const left = Buffer.from(a, "hex");
+  const right = Buffer.from(b, "hex");
+  return left.length === right.length && left.length > 0 && timingSafeEqual(left, right);
+}
+
+/**
+ * Which of a key's secrets a digest matches: the current one, or the one before the last
+ * rotation while its grace lasts. Undefined: neither. Revocation and expiry are the caller's checks.
+ */
+export function matchDigest(key: Pick<ApiKey, "digest" | "previousDigest" | "previousValidUntil">, digest: string, now: Date): "current" | "previous" | undefined {
+  const current = digestsEqual(key.digest, digest);
+  const previous = key.previousDigest !== null && digestsEqual(key.previousDigest, digest);
+  if (current) return "current";
+  if (previous && key.previousValidUntil !== null && now < key.previousValidUntil) return "previous";
+  return undefined;
+}
+
+const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
+
+function base32(bytes: Uint8Array): string {
+  let out = "";
+  let bits = 0;
+  let value = 0;
+  for (const byte of bytes) {
+    value = (value << 8) | byte;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
+  return out;
+}
