@@ -1,3 +1,4 @@
+import { API_KEY_PREFIX } from "./api-keys.js";
 import type { Credential, CredentialFormat, Refusal } from "./verifier.js";
 
 /**
@@ -6,8 +7,8 @@ import type { Credential, CredentialFormat, Refusal } from "./verifier.js";
  * never repeats any part of the header: a caller who mistyped the scheme may have sent a secret.
  */
 
-/** Every API key starts with this prefix, so that secret scanners can recognise a leaked one. */
-export const API_KEY_PREFIX = "ptk_";
+/** Every API key starts with this, so that secret scanners can recognise a leaked one. */
+const KEY_START = `${API_KEY_PREFIX}_`;
 
 /** Longest `authorization` value read; a longer one is refused before it is looked at. */
 export const MAX_AUTHORIZATION_LENGTH = 8 * 1024;
@@ -45,17 +46,17 @@ export function parseAuthorization(header: string | null | undefined): ParsedAut
   if (token.includes(" ")) return malformed("the authorization header holds more than one credential");
   const format = credentialFormat(token);
   if (format === undefined) {
-    return malformed(`the credential is neither an API key (${API_KEY_PREFIX}…) nor a Google ID token (a JWT)`);
+    return malformed(`the credential is neither an API key (${KEY_START}…) nor a Google ID token (a JWT)`);
   }
   if (scheme === "token" && format !== "api-key") {
-    return malformed(`the Token scheme carries an API key (${API_KEY_PREFIX}…); send a Google ID token as Bearer`);
+    return malformed(`the Token scheme carries an API key (${KEY_START}…); send a Google ID token as Bearer`);
   }
   return { credential: { scheme, format, value: token } };
 }
 
 /** Which verifier a credential is for, from its shape alone; undefined: no verifier's. */
 export function credentialFormat(value: string): CredentialFormat | undefined {
-  if (value.startsWith(API_KEY_PREFIX) && value.length > API_KEY_PREFIX.length) return "api-key";
+  if (value.startsWith(KEY_START) && value.length > KEY_START.length) return "api-key";
   if (jwtShape.test(value)) return "id-token";
   return undefined;
 }

@@ -1,6 +1,7 @@
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config/load.js";
 import { createLogger } from "../logging/logger.js";
+import type { Secret } from "../config/secret.js";
 import { startGateway } from "../server/gateway.js";
 import { keysCommand } from "./keys.js";
 
@@ -58,7 +59,7 @@ async function serve(argv: string[]): Promise<number> {
   const { config, file } = loadConfig({ file: values.config, env: process.env, overrides: { host: values.host, port } });
   const logger = createLogger({ level: config.logging.level });
   if (file) logger.info({ file }, "configuration loaded");
-  const gateway = await startGateway({ config, env: process.env, logger });
+  const gateway = await startGateway({ config, env: process.env, logger, onFirstKey: announceFirstKey });
   // SIGHUP re-reads the logging settings (the logPrompt switch, the level) without a restart.
   process.on("SIGHUP", () => {
     try {
@@ -82,4 +83,13 @@ async function serve(argv: string[]): Promise<number> {
   });
   logger.flush();
   return 0;
+}
+
+/** The first start's key, on standard error and never through the logger: the key alone on its line. */
+function announceFirstKey(key: Secret): void {
+  process.stderr.write(
+    "passthrough: the key store was empty, so this API key was created; it is shown this once.\n" +
+      "Send it as `authorization: Bearer <key>`; `passthrough keys create` makes more.\n" +
+      `${key.reveal()}\n`,
+  );
 }

@@ -69,6 +69,8 @@ export const configSchema = z.strictObject({
   providers: z.array(providerSchema).default([]),
   auth: z
     .strictObject({
+      /** How long a verified key is trusted before the store is asked again; a revoked, rotated or expired key is refused on every instance within it. Default 5 s. */
+      cacheTtlMs: z.number().int().positive().default(5000),
       google: z
         .strictObject({
           /** Audiences (OAuth client ids) a Google ID token may be issued to; at least one. */

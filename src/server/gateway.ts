@@ -9,7 +9,16 @@ import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
+import { createApiKeyVerifier } from "../auth/api-key-verifier.js";
+import { newApiKey } from "../auth/api-keys.js";
+import { createGoogleIdTokenVerifier } from "../auth/google-id-token.js";
+import { createKeyCache } from "../auth/key-cache.js";
+import type { Secret } from "../config/secret.js";
+import { createAuthInterceptor } from "../interceptors/auth.js";
 import { createErrorBoundaryInterceptor } from "../interceptors/error-boundary.js";
+import { createRateLimiter } from "../limits/open.js";
+import { openStore } from "../store/open.js";
+import type { Store } from "../store/store.js";
 import type { Logger } from "../logging/logger.js";
 import { createProviderRegistry } from "../providers/registry.js";
 import { createUpstreamClient } from "../providers/upstream.js";
@@ -31,6 +40,13 @@ import { createReflectionService, createReflectionV1alphaService } from "./refle
 
 export interface GatewayOptions {
   config: Config;
+  /**
+   * Authenticate every call (SPEC section 5). Default true; only tests that are not about
+   * authentication turn it off. The configuration file cannot.
+   */
+  authenticate?: boolean;
+  /** Told of the key created on the first start with an empty key store, to show it once. */
+  onFirstKey?(key: Secret): void;
   /** The environment, for provider keys; read by the registry once, at start. */
   env: NodeJS.ProcessEnv;
   logger: Logger;
@@ -56,8 +72,19 @@ export interface Gateway {
 }
 
 /** The composition root: builds every part from the configuration and serves them on one port. */
-export async function startGateway({ config, env, logger, calls: hooks = {} }: GatewayOptions): Promise<Gateway> {
+export async function startGateway({ config, env, logger, calls: hooks = {}, authenticate = true, onFirstKey }: GatewayOptions): Promise<Gateway> {
   const providers = createProviderRegistry(config.providers, env);
+  const store = await openStore(config.database.url, { schema: config.database.schema });
+  const keyCache = createKeyCache({ store, ttlMs: config.auth.cacheTtlMs, onError: (error, what) => logger.warn({ err: error }, `${what} failed`) });
+  const limiter = createRateLimiter({ redisUrl: config.limits.redisUrl, logger });
+  const auth = authenticate
+    ? createAuthInterceptor({
+        verifiers: [createApiKeyVerifier({ cache: keyCache }), ...(config.auth.google ? [createGoogleIdTokenVerifier(config.auth.google)] : [])],
+        limiter,
+        limits: config.limits,
+        logger,
+      })
+    : undefined;
   const upstream = createUpstreamClient(config.upstream);
   const logging = { logPrompt: config.logging.logPrompt };
   const calls = createPassthroughCalls({ providers, upstream, logger, logging });
@@ -68,11 +95,12 @@ export async function startGateway({ config, env, logger, calls: hooks = {} }: G
     onListenerError: (error, call) => logger.error({ err: error, journalKey: call.journalKey }, "a call-end listener failed"),
   });
   tracker.onCallEnd(createCallMetrics(metrics, { providers: providers.list().map((p) => p.name) }));
+  if (auth) tracker.onCallEnd(auth.onCallEnd);
   for (const listener of hooks.onCallEnd ?? []) tracker.onCallEnd(listener);
-  const headerStage = createHeaderStage(hooks.headerChecks ?? [], (error, call) =>
+  const headerStage = createHeaderStage([...(auth ? [auth.headerCheck] : []), ...(hooks.headerChecks ?? [])], (error, call) =>
     logger.error({ err: error, journalKey: call.journalKey }, "a header check failed"),
   );
-  const interceptors = [createErrorBoundaryInterceptor(logger), ...(hooks.interceptors ?? [])];
+  const interceptors = [createErrorBoundaryInterceptor(logger), ...(auth ? [auth.interceptor] : []), ...(hooks.interceptors ?? [])];
   /** Aborted when close() begins (readiness, health) and when in-flight calls must end (calls). */
   const draining = new AbortController();
   const shutdown = new AbortController();
@@ -136,6 +164,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {} }: G
   const address = listener.server.address() as AddressInfo;
   const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
   const url = `${config.server.tls ? "https" : "http"}://${host}:${address.port}`;
+  if (authenticate && (await store.countKeys()) === 0) onFirstKey?.(await createFirstKey(store));
   logger.info({ url, providers: providers.list().map((p) => p.name) }, "passthrough listening");
 
   return {
@@ -157,6 +186,9 @@ export async function startGateway({ config, env, logger, calls: hooks = {} }: G
       shutdown.abort();
       listener.destroyConnections();
       await upstream.close();
+      await keyCache.close();
+      await limiter.close();
+      await store.close();
       logger.info("passthrough stopped");
     },
   };
@@ -168,4 +200,11 @@ function notFound(req: { method?: string; url?: string }, res: { writeHead(statu
   const error = new ConnectError(`no route for ${req.method} ${path}`, Code.NotFound);
   res.writeHead(404, { "content-type": "application/json" });
   res.end(JSON.stringify(errorEnvelope(error, undefined)));
+}
+
+/** The key of a first start: one, so that the README's run command is enough to make a first call. */
+async function createFirstKey(store: Store): Promise<Secret> {
+  const material = newApiKey();
+  await store.createKey({ id: material.id, digest: material.digest, name: "first key" });
+  return material.key;
 }

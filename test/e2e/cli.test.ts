@@ -9,9 +9,10 @@ import { completion, delay, json, startFakeProvider, type FakeProvider } from ".
 const bin = join(import.meta.dirname, "../../bin/passthrough.js");
 const dir = mkdtempSync(join(tmpdir(), "passthrough-cli-"));
 
+/** A configuration file; each has a key store of its own unless it names one. */
 function writeConfig(name: string, yaml: string): string {
   const file = join(dir, name);
-  writeFileSync(file, yaml);
+  writeFileSync(file, /^database:/m.test(yaml) ? yaml : `${yaml}database: { url: "sqlite:./${name}.db" }\n`);
   return file;
 }
 
@@ -33,6 +34,8 @@ interface Served {
   exited: Promise<number | null>;
   /** Everything written to standard output so far. */
   output(): string;
+  /** The key printed on standard error by a first start, as an authorization header. */
+  auth: { authorization: string };
 }
 
 /** Starts `passthrough serve` and resolves with its URL once it logs that it listens. */
@@ -41,10 +44,13 @@ function serve(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Served> {
   const exited = new Promise<number | null>((resolve) => child.on("close", resolve));
   return new Promise((resolve, reject) => {
     let out = "";
+    let err = "";
+    child.stderr.on("data", (chunk) => (err += chunk));
     child.stdout.on("data", (chunk) => {
       out += chunk;
       const match = /"url":"(http:\/\/[^"]+)"/.exec(out);
-      if (match) resolve({ child, url: match[1], exited, output: () => out });
+      const key = /^(ptk_\S+)$/m.exec(err)?.[1] ?? "";
+      if (match) resolve({ child, url: match[1], exited, output: () => out, auth: { authorization: `Bearer ${key}` } });
     });
     exited.then(() => reject(new Error(`serve exited early: ${out}`)));
   });
@@ -83,16 +89,35 @@ describe("passthrough serve", () => {
 
   it("serves, finishes an in-flight call on SIGTERM, then exits 0", async () => {
     const config = writeConfig("ok.yaml", `server: { port: 0 }\nproviders:\n  - { name: local, baseUrl: "${provider.url}" }\n`);
-    const { child, url, exited } = await serve(["--config", config]);
+    const { child, url, exited, auth } = await serve(["--config", config]);
     expect((await fetch(`${url}/healthz`)).status).toBe(200);
 
     provider.reply(delay(600, json(200, completion("m"))));
-    const inFlight = fetch(`${url}/api/v1/prompts/passthrough/local/`, { method: "POST", body: "{}" });
+    const inFlight = fetch(`${url}/api/v1/prompts/passthrough/local/`, { method: "POST", body: "{}", headers: auth });
     await provider.waitForRequests(1);
     child.kill("SIGTERM");
     const response = await inFlight;
     expect(response.status).toBe(200);
     expect(await exited).toBe(0);
+  });
+
+  it("creates one key on its first start and shows it once, alone on a line of standard error; a call without it is refused", async () => {
+    const config = writeConfig("first.yaml", `server: { port: 0 }\ndatabase: { url: "sqlite:./first/passthrough.db" }\nproviders:\n  - { name: local, baseUrl: "${provider.url}" }\n`);
+    const first = await serve(["--config", config]);
+    expect(first.auth.authorization).toMatch(/^Bearer ptk_[a-z2-7]{16}_[A-Za-z0-9_-]{43}$/);
+    expect(first.output()).not.toContain(first.auth.authorization.slice(7));
+    provider.reply(json(200, completion("m")));
+    expect((await fetch(`${first.url}/api/v1/prompts/passthrough/local/`, { method: "POST", body: "{}", headers: first.auth })).status).toBe(200);
+    const refused = await fetch(`${first.url}/api/v1/prompts/passthrough/local/`, { method: "POST", body: "{}" });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("www-authenticate")).toContain("Bearer");
+    first.child.kill("SIGTERM");
+    expect(await first.exited).toBe(0);
+    // The second start finds a key and creates none.
+    const second = await serve(["--config", config]);
+    expect(second.auth.authorization).toBe("Bearer ");
+    second.child.kill("SIGTERM");
+    expect(await second.exited).toBe(0);
   });
 
   it("takes --host and --port over the file", async () => {
@@ -109,7 +134,7 @@ describe("passthrough serve", () => {
     const config = writeConfig("switch.yaml", yaml(false));
     const served = await serve(["--config", config], { LOCAL_KEY: "sk-never-logged" });
     const ask = (word: string) =>
-      fetch(`${served.url}/api/v1/prompts/passthrough/local/`, { method: "POST", body: JSON.stringify({ model: "m", messages: [{ role: "user", content: word }] }) });
+      fetch(`${served.url}/api/v1/prompts/passthrough/local/`, { method: "POST", headers: served.auth, body: JSON.stringify({ model: "m", messages: [{ role: "user", content: word }] }) });
 
     expect((await ask("first-secret-word")).status).toBe(200);
     writeConfig("switch.yaml", yaml(true));

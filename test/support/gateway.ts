@@ -1,19 +1,36 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Writable } from "node:stream";
 import { parseConfig } from "../../src/config/load.js";
 import type { ConfigInput } from "../../src/config/schema.js";
+import type { Secret } from "../../src/config/secret.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { startGateway, type Gateway, type GatewayOptions } from "../../src/server/gateway.js";
 
 export interface TestGateway extends Gateway {
   /** Every JSON log line the gateway wrote. */
   readonly logs: string[];
+  /** The key created on its first start, when it authenticates and its store was empty. */
+  readonly firstKey?: string;
+}
+
+export interface TestGatewayOptions {
+  /** Authenticate calls; off by default, for the suites that are not about authentication. */
+  authenticate?: boolean;
 }
 
 /**
- * The real gateway on an ephemeral port, its logs captured in memory. PASSTHROUGH_TEST_FAST_PATHS=off
- * (the "fast paths off" project in vitest.config.ts) serves every call through connect-node.
+ * The real gateway on an ephemeral port, its logs captured in memory, its SQLite store in a
+ * folder of its own unless the config names one. PASSTHROUGH_TEST_FAST_PATHS=off (the "fast
+ * paths off" project in vitest.config.ts) serves every call through connect-node.
  */
-export async function startTestGateway(config: ConfigInput, env: NodeJS.ProcessEnv = {}, calls?: GatewayOptions["calls"]): Promise<TestGateway> {
+export async function startTestGateway(
+  config: ConfigInput,
+  env: NodeJS.ProcessEnv = {},
+  calls?: GatewayOptions["calls"],
+  { authenticate = false }: TestGatewayOptions = {},
+): Promise<TestGateway> {
   const logs: string[] = [];
   const destination = new Writable({
     write(chunk, _encoding, done) {
@@ -22,8 +39,10 @@ export async function startTestGateway(config: ConfigInput, env: NodeJS.ProcessE
     },
   });
   const fastPaths = process.env.PASSTHROUGH_TEST_FAST_PATHS !== "off";
-  const parsed = parseConfig({ ...config, server: { port: 0, shutdownTimeoutMs: 2000, fastPaths, ...config.server } });
+  const database = config.database ?? { url: `sqlite:${join(mkdtempSync(join(tmpdir(), "passthrough-gateway-")), "passthrough.db")}` };
+  const parsed = parseConfig({ ...config, database, server: { port: 0, shutdownTimeoutMs: 2000, fastPaths, ...config.server } });
   const logger = createLogger({ level: config.logging?.level ?? "info", destination });
-  const gateway = await startGateway({ config: parsed, env, logger, calls });
-  return Object.assign(gateway, { logs });
+  let firstKey: string | undefined;
+  const gateway = await startGateway({ config: parsed, env, logger, calls, authenticate, onFirstKey: (key: Secret) => (firstKey = key.reveal()) });
+  return Object.assign(gateway, { logs, firstKey });
 }

@@ -1,0 +1,35 @@
+import { digestSecret, matchDigest, parseApiKey } from "./api-keys.js";
+import type { KeyCache } from "./key-cache.js";
+import { refuse, type CredentialVerifier } from "./verifier.js";
+
+/**
+ * API keys issued by `passthrough keys create`, looked up by id through the key cache. The
+ * secret is checked first, so that only the holder of a key learns that it was revoked or
+ * expired; a wrong secret is "unknown", as an id that does not exist.
+ */
+export function createApiKeyVerifier({ cache }: { cache: KeyCache }): CredentialVerifier {
+  return {
+    kind: "api-key",
+    accepts: (credential) => credential.format === "api-key",
+    async verify(credential) {
+      const parsed = parseApiKey(credential.value);
+      if (!parsed.ok) return refuse("malformed", "an API key has the form ptk_<id>_<secret>");
+      const key = await cache.get(parsed.id);
+      const now = new Date();
+      if (key === undefined || matchDigest(key, digestSecret(parsed.secret), now) === undefined) return refuse("unknown", "no such API key");
+      if (key.revokedAt !== null && key.revokedAt <= now) return refuse("revoked", "this API key was revoked");
+      if (key.expiresAt !== null && key.expiresAt <= now) return refuse("expired", "this API key has expired");
+      cache.used(key.id, now);
+      return {
+        principal: {
+          kind: "key",
+          id: key.id,
+          name: key.name,
+          allowedProviders: key.allowedProviders,
+          admin: key.admin,
+          limits: { requestsPerMinute: key.requestsPerMinute ?? undefined, tokensPerMinute: key.tokensPerMinute ?? undefined },
+        },
+      };
+    },
+  };
+}

@@ -1,0 +1,87 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { HeaderCheck } from "../call/header-stage.js";
+import { kCallRecord, type CallEndListener, type CallRecord } from "../call/record.js";
+import { assertProviderAllowed, authenticate, type AuthPrincipal, type CredentialVerifier } from "../auth/verifier.js";
+import { rateLimitedError } from "../limits/errors.js";
+import { effectiveLimits, type RateLimiter, type RateLimits } from "../limits/rate-limiter.js";
+import type { Logger } from "../logging/logger.js";
+import { normalizeProviderName } from "../providers/provider.js";
+
+export interface AuthOptions {
+  /** Asked in order; the first that accepts a credential decides. */
+  verifiers: readonly CredentialVerifier[];
+  limiter: RateLimiter;
+  /** The configured limits, for principals without limits of their own. */
+  limits: RateLimits;
+  logger: Logger;
+}
+
+/** Authentication's three parts, each installed where it runs. */
+export interface Authentication {
+  /** Decides from the headers alone, before the body is read: the principal, or a refusal; counts the request against its limits. */
+  readonly headerCheck: HeaderCheck;
+  /** PERMISSION_DENIED for a provider the principal may not use, before the provider is called or even resolved. */
+  readonly interceptor: Interceptor;
+  /** Charges the tokens the provider reported to the principal's tokens-per-minute budget. */
+  readonly onCallEnd: CallEndListener;
+}
+
+/**
+ * Authentication and authorization on every protocol (SPEC section 5). A refused call is
+ * logged here, without its credential, and never reaches the interceptors or the provider.
+ */
+export function createAuthInterceptor({ verifiers, limiter, limits, logger }: AuthOptions): Authentication {
+  const principals = new WeakMap<CallRecord, AuthPrincipal>();
+
+  const headerCheck: HeaderCheck = async (call) => {
+    try {
+      const principal = await authenticate(verifiers, call.requestHeader.get("authorization"));
+      principals.set(call, principal);
+      call.principal = { kind: principal.kind, id: principal.id };
+      const own = effectiveLimits(principal.limits, limits);
+      if (own.requestsPerMinute !== undefined || own.tokensPerMinute !== undefined) {
+        const admission = await limiter.admit(principal.id, own);
+        if (!admission.allowed) throw rateLimitedError(admission);
+      }
+    } catch (error) {
+      const refusal = ConnectError.from(error);
+      logger.info({ procedure: call.procedure, protocol: call.protocol, principal: call.principal?.id, code: Code[refusal.code], error: refusal.rawMessage }, "call refused");
+      throw refusal;
+    }
+  };
+
+  const interceptor: Interceptor = (next) => async (req) => {
+    const call = req.contextValues.get(kCallRecord);
+    if (call === undefined) return next(req);
+    const principal = principals.get(call);
+    // Fail closed: a recorded call always passed the header check, or was refused there.
+    if (principal === undefined) throw new ConnectError("unauthenticated: the call was not authenticated", Code.Unauthenticated);
+    const check = (message: unknown) => assertProviderAllowed(principal, normalizeProviderName(String((message as { providerName?: unknown }).providerName ?? "")));
+    if (!req.stream) {
+      check(req.message);
+      return next(req);
+    }
+    return next({ ...req, message: checkedFirst(req.message, check) });
+  };
+
+  const onCallEnd: CallEndListener = (call) => {
+    const principal = principals.get(call);
+    const tokens = call.usage?.totalTokens;
+    if (principal === undefined || tokens === undefined || tokens <= 0) return;
+    const own = effectiveLimits(principal.limits, limits);
+    if (own.tokensPerMinute === undefined) return;
+    limiter.charge(principal.id, tokens, own).catch((error: unknown) => logger.warn({ err: error, principal: principal.id }, "tokens not charged"));
+  };
+
+  return { headerCheck, interceptor, onCallEnd };
+}
+
+/** The messages, the first checked before it is handed on (a server-streaming call has one). */
+async function* checkedFirst<T>(messages: AsyncIterable<T>, check: (message: T) => void): AsyncIterable<T> {
+  let first = true;
+  for await (const message of messages) {
+    if (first) check(message);
+    first = false;
+    yield message;
+  }
+}
