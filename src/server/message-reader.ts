@@ -75,7 +75,8 @@ function readStruct(reader: Reader, end: number): JsonObject {
       const tag = reader.varint(entryEnd);
       const fieldEnd = reader.delimited(entryEnd);
       if (tag === KEY) key = reader.string(fieldEnd);
-      else if (tag === ENTRY_VALUE) value = readValue(reader, fieldEnd);
+      // A second value merges into the first (two Structs, two lists): protobuf-es's to do.
+      else if (tag === ENTRY_VALUE && value === undefined) value = readValue(reader, fieldEnd);
       else throw unusual;
     }
     // A missing key or value, or a key that would be a prototype, is protobuf-es's to judge.
@@ -88,6 +89,8 @@ function readStruct(reader: Reader, end: number): JsonObject {
 function readValue(reader: Reader, end: number): JsonValue {
   let value: JsonValue | undefined;
   while (reader.pos < end) {
+    // A second kind replaces the first, or merges into it when both are Structs or lists.
+    if (value !== undefined) throw unusual;
     switch (reader.varint(end)) {
       case (1 << 3) | VARINT:
         reader.varint(end);

@@ -73,6 +73,8 @@ describe("createMessageCodec", () => {
   const codec = createMessageCodec(PassthroughRequestSchema);
   const base = toBinary(PassthroughRequestSchema, create(PassthroughRequestSchema, { providerName: "p", body: { a: 1, b: [true, null] } }));
   const field = (number: number, wireType: number, payload: number[]) => [(number << 3) | wireType, ...(wireType === 2 ? [payload.length] : []), ...payload];
+  /** A Struct's map entry `{key: true}`. */
+  const trueEntry = (key: string) => field(1, 2, [...field(1, 2, [...Buffer.from(key)]), ...field(2, 2, [0x20, 0x01])]);
 
   it.each([
     ["an unknown field", [...base, ...field(15, 2, [0x61])]],
@@ -82,6 +84,9 @@ describe("createMessageCodec", () => {
     ["a Struct entry without a value", [...field(2, 2, [0x0a, 0x03, 0x0a, 0x01, 0x63])]],
     ["a Value without a kind", [...field(2, 2, [0x0a, 0x05, 0x0a, 0x01, 0x63, 0x12, 0x00])]],
     ["a Value with two kinds (the last wins)", [...field(2, 2, [0x0a, 0x09, 0x0a, 0x01, 0x63, 0x12, 0x04, 0x20, 0x01, 0x08, 0x00])]],
+    ["a Value with two Structs (merged)", [...field(2, 2, field(1, 2, [...field(1, 2, [0x78]), ...field(2, 2, [...field(5, 2, trueEntry("a")), ...field(5, 2, trueEntry("b"))])]))]],
+    ["a Value with two lists (appended)", [...field(2, 2, field(1, 2, [...field(1, 2, [0x78]), ...field(2, 2, [...field(6, 2, field(1, 2, [0x20, 0x01])), ...field(6, 2, field(1, 2, [0x20, 0x00]))])]))]],
+    ["a Struct entry with two Struct values (merged)", [...field(2, 2, field(1, 2, [...field(1, 2, [0x78]), ...field(2, 2, field(5, 2, trueEntry("a"))), ...field(2, 2, field(5, 2, trueEntry("b")))]))]],
     ["invalid UTF-8 in a string", [...field(1, 2, [0xff, 0xfe])]],
     ["invalid UTF-8 in a key", [...field(2, 2, [0x0a, 0x07, 0x0a, 0x01, 0xff, 0x12, 0x02, 0x20, 0x01])]],
     ["a truncated message", [...base.subarray(0, base.length - 3)]],
