@@ -1,11 +1,17 @@
 import { create, fromBinary, ScalarType, toBinary, type DescField, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
-import { decodeMessage } from "./message-reader.js";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { decodeMessage, nestedTooDeeply, RECURSION_LIMIT } from "./message-reader.js";
 import { unusual, type PlainField } from "./message-wire.js";
 import { encodeMessage } from "./message-writer.js";
 
 /** Binary serialization of one message type. */
 export interface MessageCodec<Desc extends DescMessage = DescMessage> {
+  /**
+   * Throws a ConnectError for bytes protobuf-es cannot read: INVALID_ARGUMENT for a message
+   * nested past RECURSION_LIMIT, else INTERNAL "parse binary: …" as connect's own binary
+   * serialization answers.
+   */
   decode(bytes: Uint8Array): MessageShape<Desc>;
   encode(message: MessageShape<Desc>): Uint8Array;
 }
@@ -17,11 +23,18 @@ export interface MessageCodec<Desc extends DescMessage = DescMessage> {
  * through a reflected Struct/Value message per JSON value, which cost about a tenth of a gRPC
  * call's CPU. Any other message, and anything unusual on the wire (unknown or repeated fields,
  * invalid UTF-8, a Value without a kind), goes through protobuf-es, so the result is always
- * the same as fromBinary/toBinary (the tests compare them).
+ * the same as fromBinary/toBinary (the tests compare them). Both stop at protobuf-es's
+ * recursion limit, so a deep message costs no more stack than it allows.
  */
 export function createMessageCodec<Desc extends DescMessage>(desc: Desc): MessageCodec<Desc> {
   const general: MessageCodec<Desc> = {
-    decode: (bytes) => fromBinary(desc, bytes, { readUnknownFields: true }),
+    decode(bytes) {
+      try {
+        return fromBinary(desc, bytes, readOptions);
+      } catch (e) {
+        throw parseError(e);
+      }
+    },
     encode: (message) => toBinary(desc, message),
   };
   const fields = desc.fields.map(plainField);
@@ -48,6 +61,15 @@ export function createMessageCodec<Desc extends DescMessage>(desc: Desc): Messag
       }
     },
   };
+}
+
+const readOptions = { readUnknownFields: true, recursionLimit: RECURSION_LIMIT };
+
+/** protobuf-es's reading error as a ConnectError: its recursion limit is the caller's fault. */
+function parseError(e: unknown): ConnectError {
+  const message = e instanceof Error ? e.message : String(e);
+  if (message.includes("maximum recursion depth")) return nestedTooDeeply();
+  return new ConnectError(`parse binary: ${message}`, Code.Internal, undefined, undefined, e);
 }
 
 function plainField(field: DescField): PlainField | undefined {

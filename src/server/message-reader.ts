@@ -1,6 +1,21 @@
 import { isUtf8 } from "node:buffer";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { ENTRY_VALUE, FIXED64, KEY, LEN, unusual, VARINT, type PlainField } from "./message-wire.js";
+
+/**
+ * How deeply messages may nest: protobuf-es's default recursion limit, counted as it counts
+ * (the top-level message is 1; each Struct, Value and ListValue adds one; map entries do not).
+ */
+export const RECURSION_LIMIT = 100;
+
+/**
+ * The answer to a message nested past RECURSION_LIMIT: the caller's request is at fault. No
+ * ":" in the text, which connect percent-encodes and grpc-js's decodeURI leaves encoded.
+ */
+export function nestedTooDeeply(): ConnectError {
+  return new ConnectError(`message is nested too deeply (more than ${RECURSION_LIMIT} levels)`, Code.InvalidArgument);
+}
 
 class Reader {
   pos = 0;
@@ -45,7 +60,8 @@ type LatinSlicing = Buffer & { latin1Slice(start: number, end: number): string }
 /**
  * Reads a message of plain fields into the init object of create(): one cursor over the whole
  * message, each nested message read up to its own end. Throws `unusual` for whatever it would
- * not read exactly as protobuf-es does.
+ * not read exactly as protobuf-es does, and nestedTooDeeply() where protobuf-es would reach
+ * its recursion limit.
  */
 export function decodeMessage(bytes: Uint8Array, fields: Map<number, PlainField>): Record<string, unknown> {
   const reader = new Reader(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
@@ -59,12 +75,15 @@ export function decodeMessage(bytes: Uint8Array, fields: Map<number, PlainField>
     if (field === undefined || tag % 8 !== LEN || seen.has(field.number)) throw unusual;
     seen.add(field.number);
     const fieldEnd = reader.delimited(end);
-    init[field.localName] = field.kind === "string" ? reader.string(fieldEnd) : readStruct(reader, fieldEnd);
+    init[field.localName] = field.kind === "string" ? reader.string(fieldEnd) : readStruct(reader, fieldEnd, 2 /* under the top-level message */);
   }
   return init;
 }
 
-function readStruct(reader: Reader, end: number): JsonObject {
+// Each message checks its depth on entry, as protobuf-es does, so that an empty one counts too.
+
+function readStruct(reader: Reader, end: number, depth: number): JsonObject {
+  if (depth > RECURSION_LIMIT) throw nestedTooDeeply();
   const object: JsonObject = {};
   while (reader.pos < end) {
     if (reader.varint(end) !== KEY) throw unusual;
@@ -76,7 +95,7 @@ function readStruct(reader: Reader, end: number): JsonObject {
       const fieldEnd = reader.delimited(entryEnd);
       if (tag === KEY) key = reader.string(fieldEnd);
       // A second value merges into the first (two Structs, two lists): protobuf-es's to do.
-      else if (tag === ENTRY_VALUE && value === undefined) value = readValue(reader, fieldEnd);
+      else if (tag === ENTRY_VALUE && value === undefined) value = readValue(reader, fieldEnd, depth + 1);
       else throw unusual;
     }
     // A missing key or value, or a key that would be a prototype, is protobuf-es's to judge.
@@ -86,7 +105,8 @@ function readStruct(reader: Reader, end: number): JsonObject {
   return object;
 }
 
-function readValue(reader: Reader, end: number): JsonValue {
+function readValue(reader: Reader, end: number, depth: number): JsonValue {
+  if (depth > RECURSION_LIMIT) throw nestedTooDeeply();
   let value: JsonValue | undefined;
   while (reader.pos < end) {
     // A second kind replaces the first, or merges into it when both are Structs or lists.
@@ -108,10 +128,10 @@ function readValue(reader: Reader, end: number): JsonValue {
         value = reader.varint(end) !== 0;
         break;
       case (5 << 3) | LEN:
-        value = readStruct(reader, reader.delimited(end));
+        value = readStruct(reader, reader.delimited(end), depth + 1);
         break;
       case (6 << 3) | LEN:
-        value = readList(reader, reader.delimited(end));
+        value = readList(reader, reader.delimited(end), depth + 1);
         break;
       default:
         throw unusual;
@@ -121,11 +141,12 @@ function readValue(reader: Reader, end: number): JsonValue {
   return value;
 }
 
-function readList(reader: Reader, end: number): JsonValue[] {
+function readList(reader: Reader, end: number, depth: number): JsonValue[] {
+  if (depth > RECURSION_LIMIT) throw nestedTooDeeply();
   const list: JsonValue[] = [];
   while (reader.pos < end) {
     if (reader.varint(end) !== KEY) throw unusual;
-    list.push(readValue(reader, reader.delimited(end)));
+    list.push(readValue(reader, reader.delimited(end), depth + 1));
   }
   return list;
 }
