@@ -1,6 +1,10 @@
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { ConfigError, parseConfig } from "../../src/config/load.js";
+import { stringify } from "yaml";
+import { ConfigError, loadConfig, parseConfig } from "../../src/config/load.js";
 
 // A configuration file is written by hand: whatever it holds, parseConfig accepts it or throws
 // a ConfigError whose message names the field at fault.
@@ -92,6 +96,23 @@ describe("parseConfig", () => {
         }
       }),
       { numRuns: 400 },
+    );
+  });
+});
+
+describe("loadConfig", () => {
+  const dir = mkdtempSync(join(tmpdir(), "passthrough-config-property-"));
+  it("refuses a section that is not a mapping, naming it, whatever the environment overrides", () => {
+    const notAMapping = fc.oneof(fc.integer(), fc.boolean(), fc.string({ minLength: 1, maxLength: 6 }), fc.array(fc.integer(), { maxLength: 2 }));
+    const env = fc.record({ PASSTHROUGH_PORT: fc.constant("9000"), DATABASE_URL: fc.constant("sqlite::memory:"), PASSTHROUGH_LOG_LEVEL: fc.constant("debug") }, { requiredKeys: [] });
+    fc.assert(
+      fc.property(fc.constantFrom(...Object.keys(sections).filter((name) => name !== "providers")), notAMapping, env, (name, value, environment) => {
+        const file = join(dir, "config.yaml");
+        writeFileSync(file, stringify({ [name]: value }));
+        expect(() => loadConfig({ file, env: environment })).toThrow(ConfigError);
+        expect(() => loadConfig({ file, env: environment })).toThrow(new RegExp(`^invalid configuration: ${name}: `));
+      }),
+      { numRuns: 60 },
     );
   });
 });
