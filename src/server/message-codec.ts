@@ -20,8 +20,8 @@ export interface MessageCodec<Desc extends DescMessage = DescMessage> {
  * Binary serialization for the gRPC fast path. A message made only of singular string and
  * google.protobuf.Struct fields (every message of PassthroughService) is read and written here
  * directly between the wire format and the JSON values the handler sees; protobuf-es goes
- * through a reflected Struct/Value message per JSON value, which cost about a tenth of a gRPC
- * call's CPU. Any other message, and anything unusual on the wire (unknown or repeated fields,
+ * through a reflected Struct/Value message per JSON value, a large share of a gRPC call's CPU.
+ * Any other message, and anything unusual on the wire (unknown or repeated fields,
  * invalid UTF-8, a Value without a kind), goes through protobuf-es, so the result is always
  * the same as fromBinary/toBinary (the tests compare them). Both stop at protobuf-es's
  * recursion limit, so a deep message costs no more stack than it allows.
