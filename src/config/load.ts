@@ -67,6 +67,10 @@ function readConfigFile(file: string): Record<string, unknown> {
 
 function applyOverrides(raw: Record<string, unknown>, options: LoadConfigOptions): Record<string, unknown> {
   const { env, overrides = {} } = options;
+  // A section that is not a mapping is left as it is, for the schema to refuse by its name.
+  for (const name of ["server", "database", "logging"]) {
+    if (raw[name] != null && (typeof raw[name] !== "object" || Array.isArray(raw[name]))) return raw;
+  }
   const server = { ...(raw.server as object) } as Record<string, unknown>;
   const database = { ...(raw.database as object) } as Record<string, unknown>;
   const logging = { ...(raw.logging as object) } as Record<string, unknown>;

@@ -30,7 +30,10 @@ export function createRouter<T>(routes: readonly Route<T>[]): Router<T> {
   const others: Route<T>[] = [];
   for (const route of sorted) {
     const first = route.template.segments[0];
-    const verbOnFirst = route.template.segments.length === 1 && route.template.verb !== undefined;
+    // The verb may end the first request segment ("/a:v" for "/a:v" or "/a/**:v"): such a
+    // route cannot be found by that segment's text.
+    const fixed = route.template.segments.length - (route.template.endsWithMulti ? 1 : 0);
+    const verbOnFirst = fixed === 1 && route.template.verb !== undefined;
     if (first?.kind === "literal" && !verbOnFirst) {
       let list = byFirstLiteral.get(first.value);
       if (list === undefined) byFirstLiteral.set(first.value, (list = []));
