@@ -6,6 +6,7 @@ import { kCallRecord } from "../call/record.js";
 import { parseConnectTimeout, parseGrpcTimeout, type UniversalHandler, type UniversalServerRequest } from "../connect-internals.js";
 import { MAX_TIMER_MS } from "../node-http/handler-context.js";
 import { observeOutcome } from "./connect-outcome.js";
+import { withGrpcWebText } from "./grpc-web-text.js";
 
 export interface ConnectDoorOptions {
   routes(router: ConnectRouter): void;
@@ -20,7 +21,7 @@ const acceptCompression = [compressionGzip, compressionBrotli];
 
 /**
  * connect-node's handlers for everything the other doors leave (gRPC-Web, streams, compressed
- * or JSON gRPC, Connect GET), with connectNodeAdapter's defaults, so that a call's record
+ * or JSON gRPC, Connect GET, gRPC-Web's text mode, which connect lacks), with connectNodeAdapter's defaults, so that a call's record
  * travels in the context values, a refusal is answered in the protocol's own form without the
  * body being read, and the outcome the caller gets is recorded whichever step produced it.
  */
@@ -47,8 +48,10 @@ export function createConnectDoor({ routes, interceptors, readMaxBytes, shutdown
           let request = universalRequestFromNodeRequest(req, res, undefined, contextValues);
           clampTimeout(request.header);
           if (refusal !== undefined) request = refused(request, refusal);
-          handler(request)
-            .then((response) => universalResponseToNodeResponse(record === undefined ? response : observeOutcome(response, protocol, record), res))
+          // The outcome is read from the binary gRPC-Web answer, before any text encoding.
+          const observed = record === undefined ? handler : (r: UniversalServerRequest) => handler(r).then((response) => observeOutcome(response, protocol, record));
+          withGrpcWebText(observed)(request)
+            .then((response) => universalResponseToNodeResponse(response, res))
             .catch((reason: unknown) => {
               if (ConnectError.from(reason).code !== Code.Aborted) onError(reason, handler.requestPath);
             });

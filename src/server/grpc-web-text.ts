@@ -23,11 +23,6 @@ export function acceptsGrpcWebText(accept: string | null | undefined): boolean {
   return accept.split(",").some((range) => textMediaRange.test(range.split(";")[0].trim()));
 }
 
-/** True when the call must go through withGrpcWebText: its request body or its response is text. */
-export function wantsGrpcWebText(contentType: string | null | undefined, accept: string | null | undefined): boolean {
-  return isGrpcWebText(contentType) || acceptsGrpcWebText(accept);
-}
-
 /**
  * Wraps one of connect's universal handlers (a ConnectRouter's `handlers`) so that it also
  * serves gRPC-Web's text mode; any other call passes through untouched.

@@ -4,7 +4,7 @@ import { createGrpcJsClient, request } from "../support/clients.js";
 import { completion, json, startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
 
-// The gRPC unary fast path reads the request with its own codec (src/server/message-codec.ts);
+// The gRPC unary fast path reads the request with its own codec (src/server/fast-paths/message-codec.ts);
 // a body nested past protobuf-es's recursion limit is the caller's fault, not the gateway's.
 let provider: FakeProvider;
 let gateway: TestGateway;

@@ -17,7 +17,7 @@ import {
   validateUniversalHandlerOptions,
 } from "../../connect-internals.js";
 import { startNodeCall } from "../../node-http/handler-context.js";
-import { createMessageCodec, type MessageCodec } from "../message-codec.js";
+import { createMessageCodec, type MessageCodec } from "./message-codec.js";
 import { headerValue, unaryMethodsByPath, type ServedService, type UnarySpec } from "./unary-methods.js";
 
 export interface GrpcUnaryOptions {

@@ -1,10 +1,10 @@
 import { create, fromBinary, toBinary, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../../src/gen/grpc/health/v1/health_pb.js";
-import { PassthroughRequestSchema, PassthroughResponseSchema, PassthroughService, PassthroughStreamResponseSchema } from "../../src/gen/smarter/prompt/v1/passthrough_pb.js";
-import { createMessageCodec } from "../../src/server/message-codec.js";
-import { connectParse, expectedCodecOutcome, nestedRequest, outcomeOf } from "../support/protobuf-reference.js";
+import { HealthCheckResponseSchema, HealthCheckResponse_ServingStatus } from "../../../src/gen/grpc/health/v1/health_pb.js";
+import { PassthroughRequestSchema, PassthroughResponseSchema, PassthroughService, PassthroughStreamResponseSchema } from "../../../src/gen/smarter/prompt/v1/passthrough_pb.js";
+import { createMessageCodec } from "../../../src/server/fast-paths/message-codec.js";
+import { connectParse, expectedCodecOutcome, nestedRequest, outcomeOf } from "../../support/protobuf-reference.js";
 
 /** A small seeded PRNG (mulberry32), so that a failure reproduces. */
 function random(seed: number): () => number {

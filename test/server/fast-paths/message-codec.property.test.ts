@@ -2,10 +2,10 @@ import { create, fromBinary, toBinary, type DescMessage, type JsonObject, type J
 import { Code } from "@connectrpc/connect";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { Health } from "../../src/gen/grpc/health/v1/health_pb.js";
-import { PassthroughRequestSchema, PassthroughResponseSchema, PassthroughService, PassthroughStreamResponseSchema } from "../../src/gen/smarter/prompt/v1/passthrough_pb.js";
-import { createMessageCodec } from "../../src/server/message-codec.js";
-import { expectedCodecOutcome, nestedRequest, outcomeOf } from "../support/protobuf-reference.js";
+import { Health } from "../../../src/gen/grpc/health/v1/health_pb.js";
+import { PassthroughRequestSchema, PassthroughResponseSchema, PassthroughService, PassthroughStreamResponseSchema } from "../../../src/gen/smarter/prompt/v1/passthrough_pb.js";
+import { createMessageCodec } from "../../../src/server/fast-paths/message-codec.js";
+import { expectedCodecOutcome, nestedRequest, outcomeOf } from "../../support/protobuf-reference.js";
 
 // The fast path reads untrusted bytes with its own codec: it must write exactly what
 // protobuf-es writes, and read exactly what connect-node reads (or fail as it does).
