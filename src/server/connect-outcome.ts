@@ -2,6 +2,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { Protocol } from "../call/protocol.js";
 import type { CallRecord } from "../call/record.js";
+import { respecGrpcMessage } from "./grpc-message.js";
 import {
   codeFromHttpStatus,
   endStreamFlag,
@@ -30,7 +31,11 @@ export function observeOutcome(response: UniversalServerResponse, protocol: Prot
   }
   let last: Uint8Array | undefined;
   const settle = async () => {
-    if (protocol === "grpc") return record(findTrailerError(response.trailer ?? header) ?? findTrailerError(header));
+    if (protocol === "grpc") {
+      record(findTrailerError(response.trailer ?? header) ?? findTrailerError(header));
+      respecGrpcMessage(response.trailer);
+      return;
+    }
     if (protocol === "grpc-web") {
       const trailer = last !== undefined && last[0] & trailerFlag ? trailerParse(await envelopeData(last, header.get("grpc-encoding"))) : header;
       return record(findTrailerError(trailer));

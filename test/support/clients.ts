@@ -77,15 +77,27 @@ export function request(providerName: string, body: unknown): PassthroughRequest
   return create(PassthroughRequestSchema, { providerName, body: body as JsonObject });
 }
 
-function grpcClient(url: string): ProtocolClient {
+/** Headers every call of a client sends (an authorization, say). */
+export type CallHeaders = Record<string, string>;
+
+function metadataOf(headers: CallHeaders): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  for (const [name, value] of Object.entries(headers)) metadata.set(name, value);
+  return metadata;
+}
+
+function grpcClient(url: string, callHeaders: CallHeaders): ProtocolClient {
   const client = createGrpcJsClient(url);
   return {
     protocol: "grpc",
     unary: (providerName, body) =>
       new Promise((resolve) => {
         const headers: Record<string, string> = {};
-        const call = client.passthrough(request(providerName, body), new grpc.Metadata(), {}, (error, response) => {
-          if (error) resolve({ ok: false, code: codeName(error.code), message: error.details, headers });
+        const call = client.passthrough(request(providerName, body), metadataOf(callHeaders), {}, (error, response) => {
+          if (error) {
+            for (const [key, value] of Object.entries(error.metadata?.getMap() ?? {})) headers[key] ??= String(value);
+            resolve({ ok: false, code: codeName(error.code), message: error.details, headers });
+          }
           else resolve({ ok: true, body: response?.body, headers });
         });
         call.on("metadata", (metadata) => {
@@ -96,7 +108,7 @@ function grpcClient(url: string): ProtocolClient {
   };
 }
 
-function grpcWebClient(url: string): ProtocolClient {
+function grpcWebClient(url: string, callHeaders: CallHeaders): ProtocolClient {
   const client = createClient(PassthroughService, createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1" }));
   return {
     protocol: "grpc-web",
@@ -104,6 +116,7 @@ function grpcWebClient(url: string): ProtocolClient {
       const headers: Record<string, string> = {};
       try {
         const response = await client.passthrough(request(providerName, body), {
+          headers: callHeaders,
           onHeader: (h) => h.forEach((value, key) => (headers[key] = value)),
         });
         return { ok: true, body: response.body, headers };
@@ -117,13 +130,13 @@ function grpcWebClient(url: string): ProtocolClient {
   };
 }
 
-function connectJsonClient(url: string): ProtocolClient {
+function connectJsonClient(url: string, callHeaders: CallHeaders): ProtocolClient {
   return {
     protocol: "connect",
     async unary(providerName, body) {
       const response = await fetch(`${url}/smarter.prompt.v1.PassthroughService/Passthrough`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...callHeaders },
         body: JSON.stringify({ providerName, body }),
       });
       const headers = Object.fromEntries(response.headers);
@@ -135,13 +148,13 @@ function connectJsonClient(url: string): ProtocolClient {
   };
 }
 
-function restClient(url: string): ProtocolClient {
+function restClient(url: string, callHeaders: CallHeaders): ProtocolClient {
   return {
     protocol: "rest",
     async unary(providerName, body) {
       const response = await fetch(`${url}/api/v1/prompts/passthrough/${encodeURIComponent(providerName)}/`, {
         method: "POST",
-        headers: { "content-type": "application/json" },
+        headers: { "content-type": "application/json", ...callHeaders },
         body: JSON.stringify(body),
       });
       const headers = Object.fromEntries(response.headers);
@@ -155,16 +168,16 @@ function restClient(url: string): ProtocolClient {
 
 export const PROTOCOLS = ["grpc", "grpc-web", "connect", "rest"] as const;
 
-export function createProtocolClient(protocol: (typeof PROTOCOLS)[number], url: string): ProtocolClient {
+export function createProtocolClient(protocol: (typeof PROTOCOLS)[number], url: string, headers: CallHeaders = {}): ProtocolClient {
   switch (protocol) {
     case "grpc":
-      return grpcClient(url);
+      return grpcClient(url, headers);
     case "grpc-web":
-      return grpcWebClient(url);
+      return grpcWebClient(url, headers);
     case "connect":
-      return connectJsonClient(url);
+      return connectJsonClient(url, headers);
     case "rest":
-      return restClient(url);
+      return restClient(url, headers);
   }
 }
 
@@ -189,14 +202,14 @@ export async function callStream(
   url: string,
   providerName: string,
   body: unknown,
-  options: { timeoutMs?: number; onChunk?: (index: number, controller: AbortController) => void } = {},
+  options: { timeoutMs?: number; headers?: CallHeaders; onChunk?: (index: number, controller: AbortController) => void } = {},
 ): Promise<StreamResult> {
   const result: StreamResult = { chunks: [], arrivals: [] };
   const controller = new AbortController();
   if (protocol === "grpc") {
     const client = createGrpcJsClient(url);
     const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
-    const call = client.passthroughStream(request(providerName, body), new grpc.Metadata(), deadline ? { deadline } : {});
+    const call = client.passthroughStream(request(providerName, body), metadataOf(options.headers ?? {}), deadline ? { deadline } : {});
     controller.signal.addEventListener("abort", () => call.cancel());
     await new Promise<void>((resolve) => {
       call.on("data", (message: PassthroughStreamResponse) => {
@@ -223,6 +236,7 @@ export async function callStream(
     for await (const message of client.passthroughStream(request(providerName, body), {
       signal: controller.signal,
       timeoutMs: options.timeoutMs,
+      headers: options.headers,
     })) {
       result.chunks.push(message.chunk);
       result.arrivals.push(Date.now());

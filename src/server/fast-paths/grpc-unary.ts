@@ -17,6 +17,7 @@ import {
   validateUniversalHandlerOptions,
 } from "../../connect-internals.js";
 import { startNodeCall } from "../../node-http/handler-context.js";
+import { respecGrpcMessage } from "../grpc-message.js";
 import { createMessageCodec, type MessageCodec } from "./message-codec.js";
 import { headerValue, unaryMethodsByPath, type ServedService, type UnarySpec } from "./unary-methods.js";
 
@@ -88,6 +89,7 @@ export function createGrpcUnaryDoor(options: GrpcUnaryOptions): CallDoor {
     } catch (e) {
       const error = call.fail(e);
       trailer = setTrailerStatus(new Headers(trailer), error);
+      respecGrpcMessage(trailer);
       record?.answered({ code: error.code, status: 200, message: error.rawMessage });
     } finally {
       call.complete();
