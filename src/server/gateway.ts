@@ -1,6 +1,7 @@
 import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Gauge } from "prom-client";
 import { createEntry } from "../call/entry.js";
 import { createHeaderStage, type HeaderCheck } from "../call/header-stage.js";
 import { createCallTracker, type CallEndListener } from "../call/record.js";
@@ -90,6 +91,14 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const calls = createPassthroughCalls({ providers, upstream, logger, logging });
   const service = createPassthroughService(calls);
   const metrics = createMetricsRegistry();
+  new Gauge({
+    name: "passthrough_rate_limit_fallback_calls",
+    help: "Rate-limit checks answered from this instance's memory because Redis failed, since start.",
+    registers: [metrics],
+    collect() {
+      this.set(limiter.fallbacks());
+    },
+  });
   const tracker = createCallTracker({
     maxRecordedBytes: config.server.maxRecordedBytes,
     onListenerError: (error, call) => logger.error({ err: error, journalKey: call.journalKey }, "a call-end listener failed"),
