@@ -3,7 +3,7 @@ import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@conn
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import type { Provider } from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
-import { parseSse } from "../providers/sse.js";
+import { parseSse } from "../providers/sse-parser.js";
 import type { CallBudget, UpstreamClient, UpstreamResponse } from "../providers/upstream.js";
 import { errorFromBadAnswer } from "../providers/upstream-error.js";
 import type { Logger } from "../logging/logger.js";

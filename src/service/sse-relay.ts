@@ -1,5 +1,5 @@
 import type { Readable } from "node:stream";
-import { createSseSplitter } from "../providers/sse.js";
+import { createSseSplitter } from "../providers/sse-splitter.js";
 
 /**
  * A provider's SSE body as whole blocks, in order, for HttpExchange.stream: whole blocks only,
