@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { AnswerError } from "./answer-body.js";
 import type { Provider } from "./provider.js";
 
 /**
@@ -45,18 +46,23 @@ export function errorFromConnectionFailure(provider: Provider, error: unknown): 
   return upstreamError(`provider "${provider.name}" could not be reached (${reason})`, Code.Unavailable, "UpstreamConnectionError", 502);
 }
 
-/** A 2xx answer that is not what a chat-completion provider sends. */
-export function errorFromBadAnswer(provider: Provider, what: string): ConnectError {
-  return upstreamError(`provider "${provider.name}" answered with ${what}`, Code.Unavailable, "UpstreamBadResponse", 502);
+/** A 2xx answer that is not what a chat-completion provider sends, or that broke one of the gateway's bounds. */
+export function errorFromBadAnswer(provider: Provider, what: string, errorClass = "UpstreamBadResponse"): ConnectError {
+  return upstreamError(`provider "${provider.name}" answered with ${what}`, Code.Unavailable, errorClass, 502);
 }
+
 
 export function errorFromTimeout(provider: Provider): ConnectError {
   return upstreamError(`provider "${provider.name}" did not answer within ${provider.timeoutMs} ms`, Code.DeadlineExceeded, "UpstreamTimeout", 504);
 }
 
-/** The stream broke after it had started: nothing can be retried or re-sent. */
-export function errorFromBrokenStream(provider: Provider, error: unknown): ConnectError {
+/**
+ * Reading the answer failed after it had started: it broke off, or broke one of the gateway's
+ * bounds (answer-body.ts). Nothing can be retried or re-sent.
+ */
+export function errorFromFailedRead(provider: Provider, error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
+  if (error instanceof AnswerError) return errorFromBadAnswer(provider, error.message, error.errorClass);
   const reason = (error as { code?: string }).code ?? "connection lost";
   return upstreamError(`provider "${provider.name}" stream broke off (${reason})`, Code.Unavailable, "UpstreamStreamError", 502);
 }
