@@ -5,7 +5,7 @@ import type { Readable } from "node:stream";
 /**
  * Reading a provider's answer within the gateway's bounds (SPEC section 3): a whole answer
  * within `upstream.maxAnswerBytes`, an error body within ERROR_BODY_BYTES (relayed truncated),
- * and for a whole answer valid UTF-8.
+ * no content coding, and for a whole answer valid UTF-8.
  */
 
 /** Error bodies are relayed for diagnosis only: this much of one is read, the rest dropped. */
@@ -29,6 +29,20 @@ export class AnswerError extends Error {
 
 export function answerTooLarge(limitBytes: number): AnswerError {
   return new AnswerError("UpstreamAnswerTooLarge", `more than the ${formatBytes(limitBytes)} allowed (upstream.maxAnswerBytes)`);
+}
+
+/**
+ * A body in a content coding other than identity. The gateway asks for none
+ * (`accept-encoding: identity`) and inflates none: a compressed body can be no bomb, and
+ * is never relayed as JSON the gateway cannot vouch for.
+ */
+export function encodingRefusal(headers: IncomingHttpHeaders): AnswerError | undefined {
+  const encoding = headers["content-encoding"];
+  if (encoding === undefined) return undefined;
+  const value = (Array.isArray(encoding) ? encoding.join(", ") : encoding).trim().toLowerCase();
+  if (value === "" || value === "identity") return undefined;
+  const shown = value.replace(/[^\x20-\x7e]/g, "?").slice(0, 40);
+  return new AnswerError("UpstreamBadResponse", `a body in content-encoding "${shown}" the gateway did not ask for`);
 }
 
 /** True when the declared content-length is past the bound: refused before its body is read. */
@@ -65,9 +79,14 @@ export async function readAnswer(body: Readable, headers: IncomingHttpHeaders, l
 
 /**
  * Reads at most ERROR_BODY_BYTES of an error body, then destroys the rest: its text, cut
- * off there (invalid UTF-8 replaced: it is relayed for diagnosis, re-serialized).
+ * off there (invalid UTF-8 replaced: it is relayed for diagnosis, re-serialized). A
+ * compressed one is dropped unread.
  */
-export async function readErrorBody(body: Readable): Promise<string> {
+export async function readErrorBody(body: Readable, headers: IncomingHttpHeaders): Promise<string> {
+  if (encodingRefusal(headers) !== undefined) {
+    release(body);
+    return "";
+  }
   const chunks: Buffer[] = [];
   let length = 0;
   for await (const chunk of body as AsyncIterable<Buffer>) {

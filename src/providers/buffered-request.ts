@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { util, type Dispatcher } from "undici";
-import { answerTooLarge, declaredTooLarge, ERROR_BODY_BYTES } from "./answer-body.js";
+import { answerTooLarge, declaredTooLarge, encodingRefusal, ERROR_BODY_BYTES } from "./answer-body.js";
 import type { CallBudget } from "./call-budget.js";
 
 /** An answer read whole: a 2xx body within the bound, or the first ERROR_BODY_BYTES of another. */
@@ -15,7 +15,7 @@ export interface BufferedAnswer {
  * handler. For unary calls, whose answer is read whole anyway; measured here it costs about
  * 15% less client CPU per call than `request()` followed by `body.text()`.
  *
- * A 2xx answer past `maxAnswerBytes` (declared or counted) rejects
+ * A 2xx answer past `maxAnswerBytes` (declared or counted), or in a content coding, rejects
  * with an AnswerError and aborts the request, which closes its connection: nothing more is
  * read. Another status's body is kept up to ERROR_BODY_BYTES and the rest is not read.
  */
@@ -50,11 +50,12 @@ export function bufferedRequest(
         statusCode = status;
         headers = util.parseHeaders(rawHeaders) as IncomingHttpHeaders;
         if (status < 200 || status >= 300) {
-          limit = ERROR_BODY_BYTES;
+          limit = encodingRefusal(headers) === undefined ? ERROR_BODY_BYTES : 0;
           return true;
         }
-        if (!declaredTooLarge(headers, limit)) return true;
-        abort(answerTooLarge(limit));
+        const refusal = encodingRefusal(headers) ?? (declaredTooLarge(headers, limit) ? answerTooLarge(limit) : undefined);
+        if (refusal === undefined) return true;
+        abort(refusal);
         return false;
       },
       onData(chunk: Buffer) {

@@ -51,6 +51,10 @@ export function errorFromBadAnswer(provider: Provider, what: string, errorClass 
   return upstreamError(`provider "${provider.name}" answered with ${what}`, Code.Unavailable, errorClass, 502);
 }
 
+/** A 3xx answer: never followed, since where a call goes comes only from configuration (no SSRF). */
+export function errorFromRedirect(provider: Provider, status: number): ConnectError {
+  return errorFromBadAnswer(provider, `a redirect (HTTP ${status}) the gateway does not follow`, "UpstreamRedirect");
+}
 
 export function errorFromTimeout(provider: Provider): ConnectError {
   return upstreamError(`provider "${provider.name}" did not answer within ${provider.timeoutMs} ms`, Code.DeadlineExceeded, "UpstreamTimeout", 504);

@@ -1,10 +1,10 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { Pool, type Dispatcher } from "undici";
-import { AnswerError, decodeAnswer, readAnswer, readErrorBody } from "./answer-body.js";
+import { AnswerError, decodeAnswer, encodingRefusal, readAnswer, readErrorBody, release } from "./answer-body.js";
 import { bufferedRequest, type BufferedAnswer } from "./buffered-request.js";
 import { CallBudget } from "./call-budget.js";
 import type { Provider } from "./provider.js";
-import { errorFromConnectionFailure, errorFromFailedRead, errorFromUpstreamStatus } from "./upstream-error.js";
+import { errorFromConnectionFailure, errorFromFailedRead, errorFromRedirect, errorFromUpstreamStatus } from "./upstream-error.js";
 
 export { CallBudget };
 
@@ -45,7 +45,8 @@ export interface UpstreamClient {
    * POSTs the body to the provider's chat-completions endpoint and resolves with its 2xx
    * answer, retrying connection failures, 429 and 502/503/504 within the budget; every other
    * outcome rejects with a ConnectError (see upstream-error.ts). `buffered` reads the answer
-   * whole (unary calls); otherwise its body is a stream to relay as it arrives.
+   * whole (unary calls); otherwise its body is a stream to relay as it arrives. A redirect is
+   * never followed (no SSRF), and a 2xx body in a content coding is refused unread.
    */
   send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "buffered"): Promise<UpstreamResponse>;
   send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "stream"): Promise<StreamedResponse>;
@@ -75,6 +76,8 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
       ...(authorization instanceof Promise ? await authorization : authorization),
       "content-type": "application/json",
       accept: "application/json, text/event-stream",
+      // Without it any coding is acceptable (RFC 9110); the gateway inflates none (answer-body.ts).
+      "accept-encoding": "identity",
     };
     if (!(authorization instanceof Promise)) staticHeaders.set(provider, headers);
     return headers;
@@ -102,7 +105,11 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
       const { statusCode, headers: responseHeaders } = response;
       if (statusCode >= 200 && statusCode < 300) {
         if ("bytes" in response) return new BufferedResponse(statusCode, responseHeaders, response.bytes);
-        return streamedResponse(response, options);
+        return streamedResponse(provider, response, options);
+      }
+      if (statusCode >= 300 && statusCode < 400) {
+        if ("body" in response) release(response.body);
+        throw errorFromRedirect(provider, statusCode);
       }
       const retryAfter = headerValue(responseHeaders["retry-after"]);
       // Read (up to ERROR_BODY_BYTES) so that the last answer is relayed with its body.
@@ -163,7 +170,7 @@ function headerValue(value: string | string[] | undefined): string | undefined {
 
 async function readText(response: Dispatcher.ResponseData, budget: CallBudget): Promise<string> {
   try {
-    return await readErrorBody(response.body);
+    return await readErrorBody(response.body, response.headers);
   } catch {
     if (budget.aborted) throw budget.abortError();
     return "";
@@ -183,8 +190,13 @@ class BufferedResponse implements UpstreamResponse {
   }
 }
 
-/** A 2xx answer still arriving. */
-function streamedResponse(response: Dispatcher.ResponseData, options: UpstreamOptions): StreamedResponse {
+/** A 2xx answer still arriving; refused unread when in a content coding. */
+function streamedResponse(provider: Provider, response: Dispatcher.ResponseData, options: UpstreamOptions): StreamedResponse {
   const { statusCode, headers, body } = response;
+  const refusal = encodingRefusal(headers);
+  if (refusal !== undefined) {
+    release(body);
+    throw errorFromFailedRead(provider, refusal);
+  }
   return { status: statusCode, headers, body, text: () => readAnswer(body, headers, options.maxAnswerBytes) };
 }
