@@ -51,6 +51,8 @@ export const configSchema = z.strictObject({
       connectionsPerProvider: z.number().int().positive().default(1024),
       /** Largest answer read whole (unary, or JSON to a stream request); past it: UNAVAILABLE / 502. Default 32 MiB. */
       maxAnswerBytes: z.number().int().positive().default(32 * 1024 * 1024),
+      /** Largest SSE event read (up to its blank line); past it the stream fails UNAVAILABLE / 502. Default 8 MiB. */
+      maxEventBytes: z.number().int().positive().default(8 * 1024 * 1024),
     })
     .prefault({}),
   database: z.strictObject({ url: z.string().min(1).default("sqlite:./data/passthrough.db") }).prefault({}),

@@ -18,7 +18,10 @@ export interface SseEvent {
 }
 
 export interface SseParser {
-  /** Feeds the next chunk; returns the events it completed, in order. */
+  /**
+   * Feeds the next chunk; returns the events it completed, in order. Throws
+   * SseEventTooLargeError once the event being read passes the bound; the parser is then reset.
+   */
   push(chunk: Uint8Array): SseEvent[];
   /**
    * Ends the stream and resets the parser. Unlike EventSource, which discards an event not
@@ -28,17 +31,43 @@ export interface SseParser {
   end(): SseEvent[];
 }
 
+/**
+ * One event passed the bound: more than `limitBytes` bytes up to its blank line (see
+ * createSseParser). `before` holds what the same push completed ahead of it, so that
+ * what is delivered before the error does not depend on how the stream was cut into chunks.
+ */
+export class SseEventTooLargeError<Before = unknown> extends Error {
+  override name = "SseEventTooLargeError";
+
+  constructor(
+    readonly limitBytes: number,
+    readonly before: Before,
+  ) {
+    super(`an SSE event larger than ${limitBytes} bytes`);
+  }
+}
+
 const LF = 0x0a;
 const CR = 0x0d;
 
-export function createSseParser(): SseParser {
+/**
+ * A parser that holds at most `maxEventBytes` of one event. An event's size is counted from
+ * the end of the previous block through the first terminator byte of its own blank line (the
+ * LF of a closing CRLF, which may come in the next chunk, is not counted).
+ */
+export function createSseParser(maxEventBytes: number): SseParser {
   const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
   // The current unterminated line (copies), and its length.
   let lineParts: Uint8Array[] = [];
   let lineLength = 0;
   // The previous chunk ended in CR: a LF at the start of the next one ends no line.
   let skipLF = false;
+  // That CR ended a blank line: the LF belongs to the event it ended.
+  let blankCR = false;
   let firstLine = true;
+  // Stream offsets: of the next chunk's first byte, and of the current event's first byte.
+  let offset = 0;
+  let eventStart = 0;
 
   let data = "";
   let hasData = false;
@@ -96,12 +125,21 @@ export function createSseParser(): SseParser {
     return event;
   }
 
+  function fail(before: SseEvent[] | undefined): never {
+    reset();
+    throw new SseEventTooLargeError(maxEventBytes, before ?? []);
+  }
+
   function push(chunk: Uint8Array): SseEvent[] {
     let events: SseEvent[] | undefined;
     let pos = 0;
     if (skipLF && chunk.length > 0) {
       skipLF = false;
-      if (chunk[0] === LF) pos = 1;
+      if (chunk[0] === LF) {
+        pos = 1;
+        if (blankCR) eventStart++;
+      }
+      blankCR = false;
     }
     let lineStart = pos;
     let nextCR = -2; // -2: not searched yet; -1: none left in this chunk
@@ -122,6 +160,12 @@ export function createSseParser(): SseParser {
         lineParts = [];
         lineLength = 0;
       }
+      if (line.length === 0) {
+        // A blank line: the event is counted through its first terminator byte.
+        if (offset + end + 1 - eventStart > maxEventBytes) fail(events);
+        eventStart = offset + next;
+      }
+      blankCR = skipLF && line.length === 0;
       const event = processLine(line);
       if (event !== undefined) (events ??= []).push(event);
       pos = lineStart = next;
@@ -130,6 +174,8 @@ export function createSseParser(): SseParser {
       lineParts.push(chunk.slice(lineStart));
       lineLength += chunk.length - lineStart;
     }
+    offset += chunk.length;
+    if (offset - eventStart > maxEventBytes) fail(events);
     return events ?? [];
   }
 
@@ -144,8 +190,9 @@ export function createSseParser(): SseParser {
   function reset(): void {
     lineParts = [];
     lineLength = 0;
-    skipLF = false;
+    skipLF = blankCR = false;
     firstLine = true;
+    offset = eventStart = 0;
     data = "";
     hasData = false;
     eventType = "";
@@ -156,9 +203,22 @@ export function createSseParser(): SseParser {
   return { push, end };
 }
 
-/** Parses a whole stream of chunks (a fetch or undici body, a socket) into events. */
-export async function* parseSse(chunks: AsyncIterable<Uint8Array>): AsyncGenerator<SseEvent> {
-  const parser = createSseParser();
-  for await (const chunk of chunks) yield* parser.push(chunk);
+/**
+ * Parses a whole stream of chunks (an undici body, a socket) into events, holding at most
+ * `maxEventBytes` of one. Past it, it yields the events completed before and throws
+ * SseEventTooLargeError; leaving the loop destroys the source, so nothing more is read.
+ */
+export async function* parseSse(chunks: AsyncIterable<Uint8Array>, maxEventBytes: number): AsyncGenerator<SseEvent> {
+  const parser = createSseParser(maxEventBytes);
+  for await (const chunk of chunks) {
+    let events: SseEvent[];
+    try {
+      events = parser.push(chunk);
+    } catch (error) {
+      if (error instanceof SseEventTooLargeError) yield* (error as SseEventTooLargeError<SseEvent[]>).before;
+      throw error;
+    }
+    yield* events;
+  }
   yield* parser.end();
 }

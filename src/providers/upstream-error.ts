@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { AnswerError } from "./answer-body.js";
+import { AnswerError, formatBytes } from "./answer-body.js";
 import type { Provider } from "./provider.js";
+import { SseEventTooLargeError } from "./sse-parser.js";
 
 /**
  * Why a provider call failed, kept as the ConnectError's `cause`. `httpStatus` is what a REST
@@ -62,11 +63,15 @@ export function errorFromTimeout(provider: Provider): ConnectError {
 
 /**
  * Reading the answer failed after it had started: it broke off, or broke one of the gateway's
- * bounds (answer-body.ts). Nothing can be retried or re-sent.
+ * bounds (answer-body.ts, the SSE event bound). Nothing can be retried or re-sent.
  */
 export function errorFromFailedRead(provider: Provider, error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
   if (error instanceof AnswerError) return errorFromBadAnswer(provider, error.message, error.errorClass);
+  if (error instanceof SseEventTooLargeError) {
+    const what = `an SSE event larger than the ${formatBytes(error.limitBytes)} allowed (upstream.maxEventBytes)`;
+    return errorFromBadAnswer(provider, what, "UpstreamEventTooLarge");
+  }
   const reason = (error as { code?: string }).code ?? "connection lost";
   return upstreamError(`provider "${provider.name}" stream broke off (${reason})`, Code.Unavailable, "UpstreamStreamError", 502);
 }

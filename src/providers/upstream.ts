@@ -17,6 +17,8 @@ export interface UpstreamOptions {
   backoffBaseMs: number;
   /** Largest whole answer read (unary, or a stream request answered with JSON). */
   maxAnswerBytes: number;
+  /** Largest SSE event read. */
+  maxEventBytes: number;
 }
 
 /** A provider's 2xx answer: a stream still to read, or (`buffered`) read whole. */
@@ -30,9 +32,10 @@ export interface UpstreamResponse {
   text(): Promise<string>;
 }
 
-/** A 2xx answer whose body is still arriving: a stream to relay. */
+/** A 2xx answer whose body is still arriving: a stream to relay, each event within `maxEventBytes`. */
 export interface StreamedResponse extends UpstreamResponse {
   body: Dispatcher.ResponseData["body"];
+  maxEventBytes: number;
 }
 
 export interface UpstreamClient {
@@ -198,5 +201,5 @@ function streamedResponse(provider: Provider, response: Dispatcher.ResponseData,
     release(body);
     throw errorFromFailedRead(provider, refusal);
   }
-  return { status: statusCode, headers, body, text: () => readAnswer(body, headers, options.maxAnswerBytes) };
+  return { status: statusCode, headers, body, maxEventBytes: options.maxEventBytes, text: () => readAnswer(body, headers, options.maxAnswerBytes) };
 }

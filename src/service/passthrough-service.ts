@@ -84,7 +84,7 @@ export function createPassthroughService({ providers, upstream, logger, logging 
           return;
         }
         try {
-          for await (const event of parseSse(response.body)) {
+          for await (const event of parseSse(response.body, response.maxEventBytes)) {
             if (event.data === "[DONE]") return;
             yield { chunk: parseChunk(provider, event.data) };
           }
@@ -105,7 +105,7 @@ export function createPassthroughService({ providers, upstream, logger, logging 
       exchange.respondRaw(spliceGatewayFields(text, parseAnswer(provider, text), journalKey), "application/json");
       return;
     }
-    await exchange.stream("text/event-stream", new SseRelay(response.body, (error) => sseErrorEvent(budget.failure(error), journalKey)));
+    await exchange.stream("text/event-stream", new SseRelay(response.body, response.maxEventBytes, (error) => sseErrorEvent(budget.failure(error), journalKey)));
   }
 }
 

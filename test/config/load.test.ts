@@ -21,6 +21,7 @@ describe("configuration", () => {
       backoffBaseMs: 200,
       connectionsPerProvider: 1024,
       maxAnswerBytes: 32 * 1024 * 1024,
+      maxEventBytes: 8 * 1024 * 1024,
     });
     expect(config.logging).toEqual({ level: "info", logPrompt: false });
     expect(config.signals.sinks).toEqual([{ type: "log" }]);

@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
-import { createSseParser, parseSse, type SseEvent } from "../../src/providers/sse-parser.js";
+import { createSseParser, parseSse, SseEventTooLargeError, type SseEvent } from "../../src/providers/sse-parser.js";
 import { createSseSplitter } from "../../src/providers/sse-splitter.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Feeds the chunks to one parser and returns every event. */
-function parse(chunks: Uint8Array[]) {
-  const parser = createSseParser();
+/** Feeds the chunks to one parser (bounded by `maxEventBytes`) and returns every event. */
+function parse(chunks: Uint8Array[], maxEventBytes = Infinity) {
+  const parser = createSseParser(maxEventBytes);
   const events: SseEvent[] = [];
   for (const chunk of chunks) events.push(...parser.push(chunk));
   events.push(...parser.end());
@@ -93,7 +93,7 @@ describe("createSseParser", () => {
     ["a LF", "data: a\r\n\r", "\ndata: b\r\n\r\n"],
     ["no LF", "data: a\r\r", "data: b\n\n"],
   ])("dispatches an event whose blank line ends in a CR at a chunk's end at once, whether %s follows", (_name, first, next) => {
-    const parser = createSseParser();
+    const parser = createSseParser(Infinity);
     expect(parser.push(encoder.encode(first))).toMatchObject([{ data: "a" }]);
     expect(parser.push(encoder.encode(next))).toMatchObject([{ data: "b" }]);
   });
@@ -113,13 +113,13 @@ describe("createSseParser", () => {
   });
 
   it("returns no event until the blank line arrives", () => {
-    const parser = createSseParser();
+    const parser = createSseParser(Infinity);
     expect(parser.push(encoder.encode("data: a\n"))).toEqual([]);
     expect(parser.push(encoder.encode("\n"))).toMatchObject([{ data: "a" }]);
   });
 
   it("starts afresh after end()", () => {
-    const parser = createSseParser();
+    const parser = createSseParser(Infinity);
     parser.push(encoder.encode("id: 1\ndata: partial"));
     expect(parser.end()).toMatchObject([{ data: "partial", id: "1" }]);
     const [event] = parser.push(encoder.encode("data: b\n\n"));
@@ -134,7 +134,7 @@ describe("parseSse", () => {
       for (let at = 0; at < bytes.length; at += 7) yield bytes.subarray(at, at + 7);
     }
     const data: string[] = [];
-    for await (const event of parseSse(source())) data.push(event.data);
+    for await (const event of parseSse(source(), 1024)) data.push(event.data);
     expect(data).toEqual([chunk("Hel"), chunk("lo wörld 👋"), "[DONE]"]);
   });
 });
@@ -142,7 +142,7 @@ describe("parseSse", () => {
 describe("createSseSplitter", () => {
   /** Feeds the chunks to one splitter; returns each non-empty piece it gave, decoded. */
   function split(chunks: Uint8Array[]): string[] {
-    const splitter = createSseSplitter();
+    const splitter = createSseSplitter(Infinity);
     const pieces = [...chunks.map((chunk) => splitter.push(chunk)), splitter.end()];
     return pieces.filter((piece) => piece.length > 0).map((piece) => decoder.decode(piece));
   }
@@ -164,22 +164,112 @@ describe("createSseSplitter", () => {
   });
 
   it("holds a blank line's CR until it knows whether a LF follows", () => {
-    const splitter = createSseSplitter();
+    const splitter = createSseSplitter(Infinity);
     expect(decoder.decode(splitter.push(encoder.encode("data: a\r\n\r")))).toBe("");
     expect(decoder.decode(splitter.push(encoder.encode("\ndata: b")))).toBe("data: a\r\n\r\n");
     expect(decoder.decode(splitter.end())).toBe("data: b");
   });
 
   it("gives a block of comments alone as a whole block, and drops a trailing one at the end", () => {
-    const splitter = createSseSplitter();
+    const splitter = createSseSplitter(Infinity);
     expect(decoder.decode(splitter.push(encoder.encode(": keep-alive\n\ndata: x\n\n: bye")))).toBe(": keep-alive\n\ndata: x\n\n");
     expect(splitter.end()).toHaveLength(0);
   });
 
   it("keeps nothing of a half event until its blank line arrives", () => {
-    const splitter = createSseSplitter();
+    const splitter = createSseSplitter(Infinity);
     expect(splitter.push(encoder.encode('data: {"a":'))).toHaveLength(0);
     expect(splitter.push(encoder.encode("1}\n"))).toHaveLength(0);
     expect(decoder.decode(splitter.push(encoder.encode("\n")))).toBe('data: {"a":1}\n\n');
+  });
+});
+
+describe("the bound on one event", () => {
+  /** What pushing each text in turn gave: the events, or the bound error with what came before it. */
+  function bounded(maxEventBytes: number, ...texts: string[]) {
+    const parser = createSseParser(maxEventBytes);
+    const events: string[] = [];
+    try {
+      for (const text of texts) events.push(...parser.push(encoder.encode(text)).map((event) => event.data));
+      events.push(...parser.end().map((event) => event.data));
+      return { events };
+    } catch (error) {
+      if (!(error instanceof SseEventTooLargeError)) throw error;
+      return { events, before: (error.before as SseEvent[]).map((event) => event.data), limit: error.limitBytes };
+    }
+  }
+
+  // An event counts its bytes through the first byte of its blank line's terminator.
+  it.each([
+    ["LF", "data: x\n\ndata: y\n\n", 9],
+    ["CRLF", "data: x\r\n\r\ndata: y\r\n\r\n", 10],
+    ["CR", "data: x\r\rdata: y\r\r", 9],
+  ])("lets an event of exactly the bound through, and not one byte more (%s)", (_name, text, size) => {
+    expect(bounded(size, text)).toEqual({ events: ["x", "y"] });
+    expect(bounded(size - 1, text)).toEqual({ events: [], before: [], limit: size - 1 });
+  });
+
+  it("counts the same wherever the stream is cut, a CRLF included", () => {
+    const bytes = encoder.encode("data: x\r\n\r\ndata: y\r\n\r\n");
+    for (const chunks of splits(bytes)) {
+      expect(parse(chunks, 10).map((event) => event.data)).toEqual(["x", "y"]);
+      expect(() => parse(chunks, 9)).toThrow(SseEventTooLargeError);
+      const splitter = createSseSplitter(10);
+      expect(Buffer.concat([...chunks.map((chunk) => splitter.push(chunk)), splitter.end()]).equals(bytes)).toBe(true);
+      const tight = createSseSplitter(9);
+      expect(() => chunks.forEach((chunk) => tight.push(chunk))).toThrow(SseEventTooLargeError);
+    }
+  });
+
+  it("gives the events completed before the oversized one in the same chunk", () => {
+    expect(bounded(20, `data: a\n\ndata: ${"b".repeat(30)}\n\ndata: c\n\n`)).toEqual({ events: [], before: ["a"], limit: 20 });
+  });
+
+  it("fails as soon as an unfinished event passes the bound, without waiting for its end", () => {
+    expect(bounded(15, "data: a\n\n", "data: 0123456789")).toEqual({ events: ["a"], before: [], limit: 15 });
+    expect(bounded(16, "data: a\n\n", "data: 0123456789")).toEqual({ events: ["a", "0123456789"] });
+  });
+
+  it("counts lines of comments without a blank line as one event", () => {
+    expect(bounded(32, ": ping\n".repeat(5))).toMatchObject({ before: [] });
+    expect(bounded(32, ": ping\n\n".repeat(5))).toEqual({ events: [] });
+  });
+
+  it("parseSse yields the events before, then throws, and stops reading its source", async () => {
+    let pulled = 0;
+    let closed = false;
+    async function* source() {
+      try {
+        for (;;) {
+          pulled++;
+          yield encoder.encode(pulled === 1 ? "data: a\n\ndata: " : "x".repeat(10));
+        }
+      } finally {
+        closed = true;
+      }
+    }
+    const data: string[] = [];
+    const outcome = await (async () => {
+      for await (const event of parseSse(source(), 64)) data.push(event.data);
+    })().catch((error: unknown) => error);
+    expect(outcome).toBeInstanceOf(SseEventTooLargeError);
+    expect(data).toEqual(["a"]);
+    expect(pulled).toBe(7);
+    expect(closed).toBe(true);
+  });
+
+  it("bounds the splitter the same way, giving the whole blocks before the oversized one", () => {
+    const splitter = createSseSplitter(20);
+    expect(decoder.decode(splitter.push(encoder.encode("data: a\n\n")))).toBe("data: a\n\n");
+    let error: unknown;
+    try {
+      splitter.push(encoder.encode(`data: b\n\ndata: ${"c".repeat(30)}\n\n`));
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(SseEventTooLargeError);
+    expect(decoder.decode((error as SseEventTooLargeError<Uint8Array>).before)).toBe("data: b\n\n");
+    expect(() => createSseSplitter(8).push(encoder.encode("data: 0123"))).toThrow(SseEventTooLargeError);
+    expect(createSseSplitter(9).push(encoder.encode("data: x\n\n"))).toHaveLength(9);
   });
 });

@@ -35,7 +35,7 @@ const post = (body: unknown, init: RequestInit = {}) =>
 /** Reads an SSE response into its events' data. */
 async function readEvents(response: Response) {
   const events = [];
-  for await (const event of parseSse(response.body!)) events.push(event);
+  for await (const event of parseSse(response.body!, 1024 * 1024)) events.push(event);
   return events;
 }
 
@@ -141,7 +141,7 @@ describe("fake provider", () => {
     const received: string[] = [];
     await expect(
       (async () => {
-        for await (const event of parseSse(response.body!)) received.push(event.data);
+        for await (const event of parseSse(response.body!, 1024 * 1024)) received.push(event.data);
       })(),
     ).rejects.toThrow();
     expect(received).toHaveLength(2);
