@@ -125,7 +125,7 @@ function describe(body: unknown): string {
 }
 
 /** Removes the gateway's own secrets from text a provider sent, in case it echoes them. */
-export function scrub(text: string, provider: Provider): string {
+function scrub(text: string, provider: Provider): string {
   let out = text;
   for (const secret of provider.credential.secrets) {
     if (secret && out.includes(secret)) out = out.split(secret).join("[redacted]");

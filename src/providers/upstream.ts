@@ -161,7 +161,7 @@ function backoff(ms: number, budget: CallBudget): Promise<boolean> {
 }
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date; undefined when unreadable. */
-export function parseRetryAfter(value: string): number | undefined {
+function parseRetryAfter(value: string): number | undefined {
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
