@@ -53,6 +53,10 @@ export const configSchema = z.strictObject({
       backoffBaseMs: z.number().int().min(0).default(200),
       /** Connections per provider, kept alive; each open stream holds one. Default 1024. */
       connectionsPerProvider: z.number().int().positive().default(1024),
+      /** Largest answer read whole (unary, or JSON to a stream request); past it: UNAVAILABLE / 502. Default 32 MiB. */
+      maxAnswerBytes: z.number().int().positive().default(32 * 1024 * 1024),
+      /** Largest SSE event read (up to its blank line); past it the stream fails UNAVAILABLE / 502. Default 8 MiB. */
+      maxEventBytes: z.number().int().positive().default(8 * 1024 * 1024),
     })
     .prefault({}),
   database: z

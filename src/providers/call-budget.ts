@@ -1,7 +1,7 @@
 import { EventEmitter } from "node:events";
 import { Code, ConnectError } from "@connectrpc/connect";
 import type { Provider } from "./provider.js";
-import { errorFromBrokenStream, errorFromTimeout } from "./upstream-error.js";
+import { errorFromFailedRead, errorFromTimeout } from "./upstream-error.js";
 
 /**
  * One call's budget: it aborts when the caller goes away or its deadline passes, or when the
@@ -37,7 +37,7 @@ export class CallBudget extends EventEmitter {
 
   /** The error for a failure while reading the provider's answer: the abort's, or a broken stream's. */
   failure(error: unknown): ConnectError {
-    return this.aborted ? this.abortError() : errorFromBrokenStream(this.#provider, error);
+    return this.aborted ? this.abortError() : errorFromFailedRead(this.#provider, error);
   }
 
   /** Clears the timer; call when the call is over. */

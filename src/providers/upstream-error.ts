@@ -1,6 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { HttpStatusHint } from "../transcoding/http-status.js";
+import { AnswerError, formatBytes } from "./answer-body.js";
 import type { Provider } from "./provider.js";
+import { SseEventTooLargeError } from "./sse-parser.js";
 
 /**
  * Why a provider call failed, kept as the ConnectError's `cause`. `httpStatus` is what a REST
@@ -46,18 +48,31 @@ export function errorFromConnectionFailure(provider: Provider, error: unknown): 
   return upstreamError(`provider "${provider.name}" could not be reached (${reason})`, Code.Unavailable, "UpstreamConnectionError", 502);
 }
 
-/** A 2xx answer that is not what a chat-completion provider sends. */
-export function errorFromBadAnswer(provider: Provider, what: string): ConnectError {
-  return upstreamError(`provider "${provider.name}" answered with ${what}`, Code.Unavailable, "UpstreamBadResponse", 502);
+/** A 2xx answer that is not what a chat-completion provider sends, or that broke one of the gateway's bounds. */
+export function errorFromBadAnswer(provider: Provider, what: string, errorClass = "UpstreamBadResponse"): ConnectError {
+  return upstreamError(`provider "${provider.name}" answered with ${what}`, Code.Unavailable, errorClass, 502);
+}
+
+/** A 3xx answer: never followed, since where a call goes comes only from configuration (no SSRF). */
+export function errorFromRedirect(provider: Provider, status: number): ConnectError {
+  return errorFromBadAnswer(provider, `a redirect (HTTP ${status}) the gateway does not follow`, "UpstreamRedirect");
 }
 
 export function errorFromTimeout(provider: Provider): ConnectError {
   return upstreamError(`provider "${provider.name}" did not answer within ${provider.timeoutMs} ms`, Code.DeadlineExceeded, "UpstreamTimeout", 504);
 }
 
-/** The stream broke after it had started: nothing can be retried or re-sent. */
-export function errorFromBrokenStream(provider: Provider, error: unknown): ConnectError {
+/**
+ * Reading the answer failed after it had started: it broke off, or broke one of the gateway's
+ * bounds (answer-body.ts, the SSE event bound). Nothing can be retried or re-sent.
+ */
+export function errorFromFailedRead(provider: Provider, error: unknown): ConnectError {
   if (error instanceof ConnectError) return error;
+  if (error instanceof AnswerError) return errorFromBadAnswer(provider, error.message, error.errorClass);
+  if (error instanceof SseEventTooLargeError) {
+    const what = `an SSE event larger than the ${formatBytes(error.limitBytes)} allowed (upstream.maxEventBytes)`;
+    return errorFromBadAnswer(provider, what, "UpstreamEventTooLarge");
+  }
   const reason = (error as { code?: string }).code ?? "connection lost";
   return upstreamError(`provider "${provider.name}" stream broke off (${reason})`, Code.Unavailable, "UpstreamStreamError", 502);
 }
@@ -111,7 +126,7 @@ function describe(body: unknown): string {
 }
 
 /** Removes the gateway's own secrets from text a provider sent, in case it echoes them. */
-export function scrub(text: string, provider: Provider): string {
+function scrub(text: string, provider: Provider): string {
   let out = text;
   for (const secret of provider.credential.secrets) {
     if (secret && out.includes(secret)) out = out.split(secret).join("[redacted]");

@@ -1,8 +1,10 @@
+import type { IncomingHttpHeaders } from "node:http";
 import { Pool, type Dispatcher } from "undici";
-import { bufferedRequest, type UpstreamAnswer } from "./buffered-request.js";
+import { AnswerError, decodeAnswer, encodingRefusal, readAnswer, readErrorBody, release } from "./answer-body.js";
+import { bufferedRequest, type BufferedAnswer } from "./buffered-request.js";
 import { CallBudget } from "./call-budget.js";
 import type { Provider } from "./provider.js";
-import { errorFromConnectionFailure, errorFromUpstreamStatus } from "./upstream-error.js";
+import { errorFromConnectionFailure, errorFromFailedRead, errorFromRedirect, errorFromUpstreamStatus } from "./upstream-error.js";
 
 export { CallBudget };
 
@@ -13,17 +15,28 @@ export interface UpstreamOptions {
   retryAfterCapMs: number;
   /** First backoff step; doubles each retry, with full jitter. */
   backoffBaseMs: number;
+  /** Largest whole answer read (unary, or a stream request answered with JSON). */
+  maxAnswerBytes: number;
+  /** Largest SSE event read. */
+  maxEventBytes: number;
 }
 
 /** A provider's 2xx answer: a stream still to read, or (`buffered`) read whole. */
 export interface UpstreamResponse {
   status: number;
-  headers: Dispatcher.ResponseData["headers"];
-  body: Dispatcher.ResponseData["body"] | UpstreamAnswer["body"];
+  headers: IncomingHttpHeaders;
+  /**
+   * The whole answer as text, within `upstream.maxAnswerBytes` and valid UTF-8; else it
+   * rejects with an AnswerError (see answer-body.ts), having read nothing more.
+   */
+  text(): Promise<string>;
 }
 
-/** A 2xx answer whose body is still arriving: a stream to relay. */
-export type StreamedResponse = UpstreamResponse & { body: Dispatcher.ResponseData["body"] };
+/** A 2xx answer whose body is still arriving: a stream to relay, each event within `maxEventBytes`. */
+export interface StreamedResponse extends UpstreamResponse {
+  body: Dispatcher.ResponseData["body"];
+  maxEventBytes: number;
+}
 
 export interface UpstreamClient {
   /**
@@ -35,9 +48,10 @@ export interface UpstreamClient {
    * POSTs the body to the provider's chat-completions endpoint and resolves with its 2xx
    * answer, retrying connection failures, 429 and 502/503/504 within the budget; every other
    * outcome rejects with a ConnectError (see upstream-error.ts). `buffered` reads the answer
-   * whole (unary calls); otherwise its body is a stream to relay as it arrives.
+   * whole (unary calls); otherwise its body is a stream to relay as it arrives. A redirect is
+   * never followed (no SSRF), and a 2xx body in a content coding is refused unread.
    */
-  send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "buffered"): Promise<UpstreamResponse & { body: UpstreamAnswer["body"] }>;
+  send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "buffered"): Promise<UpstreamResponse>;
   send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "stream"): Promise<StreamedResponse>;
   close(): Promise<void>;
 }
@@ -65,6 +79,8 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
       ...(authorization instanceof Promise ? await authorization : authorization),
       "content-type": "application/json",
       accept: "application/json, text/event-stream",
+      // Without it any coding is acceptable (RFC 9110); the gateway inflates none (answer-body.ts).
+      "accept-encoding": "identity",
     };
     if (!(authorization instanceof Promise)) staticHeaders.set(provider, headers);
     return headers;
@@ -75,23 +91,32 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     const target = pool(provider.origin);
     for (let attempt = 0; ; attempt++) {
       const canRetry = attempt < provider.retries;
-      let response: UpstreamAnswer | Dispatcher.ResponseData;
+      let response: BufferedAnswer | Dispatcher.ResponseData;
       try {
         const request = { method: "POST" as const, path: provider.completionsPath, headers, body };
-        response = mode === "buffered" ? await bufferedRequest(target, request, budget) : await target.request({ ...request, signal: budget });
+        response =
+          mode === "buffered"
+            ? await bufferedRequest(target, request, budget, options.maxAnswerBytes)
+            : await target.request({ ...request, signal: budget });
       } catch (error) {
         if (budget.aborted) throw budget.abortError();
+        if (error instanceof AnswerError) throw errorFromFailedRead(provider, error);
         if (canRetry && (await backoff(retryDelay(attempt), budget))) continue;
         if (budget.aborted) throw budget.abortError();
         throw errorFromConnectionFailure(provider, error);
       }
       const { statusCode, headers: responseHeaders } = response;
       if (statusCode >= 200 && statusCode < 300) {
-        return { status: statusCode, headers: responseHeaders, body: response.body };
+        if ("bytes" in response) return new BufferedResponse(statusCode, responseHeaders, response.bytes);
+        return streamedResponse(provider, response, options);
+      }
+      if (statusCode >= 300 && statusCode < 400) {
+        if ("body" in response) release(response.body);
+        throw errorFromRedirect(provider, statusCode);
       }
       const retryAfter = headerValue(responseHeaders["retry-after"]);
-      // Read whole (error bodies are small) so that the last answer is relayed with its body.
-      const text = await readText(response.body, budget);
+      // Read (up to ERROR_BODY_BYTES) so that the last answer is relayed with its body.
+      const text = "bytes" in response ? response.bytes.toString("utf8") : await readText(response, budget);
       if (canRetry && RETRYABLE_STATUS.has(statusCode)) {
         const delay = retryAfter === undefined ? retryDelay(attempt) : parseRetryAfter(retryAfter);
         if (delay !== undefined && delay <= options.retryAfterCapMs) {
@@ -136,7 +161,7 @@ function backoff(ms: number, budget: CallBudget): Promise<boolean> {
 }
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date; undefined when unreadable. */
-export function parseRetryAfter(value: string): number | undefined {
+function parseRetryAfter(value: string): number | undefined {
   if (/^\d+$/.test(value.trim())) return Number(value.trim()) * 1000;
   const date = Date.parse(value);
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
@@ -146,11 +171,35 @@ function headerValue(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-async function readText(body: UpstreamResponse["body"], budget: CallBudget): Promise<string> {
+async function readText(response: Dispatcher.ResponseData, budget: CallBudget): Promise<string> {
   try {
-    return await body.text();
+    return await readErrorBody(response.body, response.headers);
   } catch {
     if (budget.aborted) throw budget.abortError();
     return "";
   }
+}
+
+/** A 2xx answer read whole: its text is decoded only when asked for. */
+class BufferedResponse implements UpstreamResponse {
+  constructor(
+    readonly status: number,
+    readonly headers: IncomingHttpHeaders,
+    private readonly bytes: Buffer,
+  ) {}
+
+  async text(): Promise<string> {
+    return decodeAnswer(this.bytes);
+  }
+}
+
+/** A 2xx answer still arriving; refused unread when in a content coding. */
+function streamedResponse(provider: Provider, response: Dispatcher.ResponseData, options: UpstreamOptions): StreamedResponse {
+  const { statusCode, headers, body } = response;
+  const refusal = encodingRefusal(headers);
+  if (refusal !== undefined) {
+    release(body);
+    throw errorFromFailedRead(provider, refusal);
+  }
+  return { status: statusCode, headers, body, maxEventBytes: options.maxEventBytes, text: () => readAnswer(body, headers, options.maxAnswerBytes) };
 }

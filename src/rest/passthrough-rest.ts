@@ -43,6 +43,7 @@ export function createPassthroughRest(calls: PassthroughCalls): Pick<ServiceImpl
     }
     const relay = new SseRelay(
       opened.response.body,
+      opened.response.maxEventBytes,
       (error) => {
         const failure = budget.failure(error);
         call.answered({ code: failure.code, status: 200, message: failure.rawMessage });

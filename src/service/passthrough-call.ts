@@ -109,7 +109,7 @@ function isEventStream(response: UpstreamResponse): boolean {
 
 async function readBody(response: UpstreamResponse, budget: CallBudget): Promise<string> {
   try {
-    return await response.body.text();
+    return await response.text();
   } catch (error) {
     throw budget.failure(error);
   }

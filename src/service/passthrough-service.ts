@@ -2,7 +2,7 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ServiceImpl } from "@connectrpc/connect";
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import type { Provider } from "../providers/provider.js";
-import { parseSse } from "../providers/sse.js";
+import { parseSse } from "../providers/sse-parser.js";
 import { errorFromBadAnswer } from "../providers/upstream-error.js";
 import { withGatewayFields } from "./answer.js";
 import type { PassthroughCalls } from "./passthrough-call.js";
@@ -38,7 +38,7 @@ export function createPassthroughService(calls: PassthroughCalls): ServiceImpl<t
           return;
         }
         try {
-          for await (const event of parseSse(opened.response.body)) {
+          for await (const event of parseSse(opened.response.body, opened.response.maxEventBytes)) {
             if (event.data === "[DONE]") return;
             const chunk = parseChunk(provider, event.data);
             call.relayed(chunk, event.data.length);

@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
-import { createSseSplitter } from "../providers/sse.js";
+import { SseEventTooLargeError } from "../providers/sse-parser.js";
+import { createSseSplitter, type SseSplitter } from "../providers/sse-splitter.js";
 
 /**
  * A provider's SSE body as whole blocks, in order, for HttpExchange.stream: whole blocks only,
@@ -7,11 +8,13 @@ import { createSseSplitter } from "../providers/sse.js";
  * rather than half an event. It reads the body by its 'data' events, with one promise per
  * step: an async generator over the Readable's own async iterator cost three, and about 6% of
  * a relayed stream's CPU with 1,000 streams open. While blocks wait unread (the caller is
- * slow), the body is paused.
+ * slow), the body is paused. A block past `maxEventBytes` ends the stream as a broken one
+ * does, after the whole blocks before it, and destroys the body: nothing more is read.
  */
 export class SseRelay implements AsyncIterableIterator<Uint8Array> {
   readonly #body: Readable;
-  readonly #splitter = createSseSplitter();
+  readonly #splitter: SseSplitter;
+  readonly #onError: (error: unknown) => Uint8Array | string;
   readonly #queue: Uint8Array[] = [];
   #ended = false;
   #waiting: ((result: IteratorResult<Uint8Array>) => void) | undefined;
@@ -21,11 +24,21 @@ export class SseRelay implements AsyncIterableIterator<Uint8Array> {
    * `onError` gives the bytes that end a stream broken midway (an SSE error event); `onBlock`
    * is told of the provider's bytes as they are handed on, in whole blocks.
    */
-  constructor(body: Readable, onError: (error: unknown) => Uint8Array | string, onBlock?: (block: Uint8Array) => void) {
+  constructor(body: Readable, maxEventBytes: number, onError: (error: unknown) => Uint8Array | string, onBlock?: (block: Uint8Array) => void) {
     this.#body = body;
+    this.#splitter = createSseSplitter(maxEventBytes);
+    this.#onError = onError;
     this.#onBlock = onBlock;
     body.on("data", (chunk: Buffer) => {
-      const blocks = this.#splitter.push(chunk);
+      let blocks: Uint8Array;
+      try {
+        blocks = this.#splitter.push(chunk);
+      } catch (error) {
+        if (error instanceof SseEventTooLargeError && error.before instanceof Uint8Array && error.before.length > 0) this.#hand(error.before);
+        this.#fail(error);
+        body.destroy();
+        return;
+      }
       if (blocks.length > 0) this.#hand(blocks);
     });
     body.once("end", () => {
@@ -33,12 +46,7 @@ export class SseRelay implements AsyncIterableIterator<Uint8Array> {
       if (rest.length > 0) this.#hand(rest);
       this.#end();
     });
-    body.once("error", (error) => {
-      if (this.#ended) return;
-      const bytes = onError(error);
-      this.#deliver(typeof bytes === "string" ? Buffer.from(bytes) : bytes);
-      this.#end();
-    });
+    body.once("error", (error) => this.#fail(error));
   }
 
   [Symbol.asyncIterator](): this {
@@ -77,6 +85,14 @@ export class SseRelay implements AsyncIterableIterator<Uint8Array> {
     }
     this.#queue.push(block);
     this.#body.pause();
+  }
+
+  /** Ends the stream with the error's bytes, unless it has ended already. */
+  #fail(error: unknown): void {
+    if (this.#ended) return;
+    const bytes = this.#onError(error);
+    this.#deliver(typeof bytes === "string" ? Buffer.from(bytes) : bytes);
+    this.#end();
   }
 
   #end(): void {

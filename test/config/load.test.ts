@@ -16,7 +16,13 @@ describe("configuration", () => {
     const config = parseConfig({});
     expect(config.server).toMatchObject({ host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024 });
     expect(config.database.url).toBe("sqlite:./data/passthrough.db");
-    expect(config.upstream).toEqual({ retryAfterCapMs: 10_000, backoffBaseMs: 200, connectionsPerProvider: 1024 });
+    expect(config.upstream).toEqual({
+      retryAfterCapMs: 10_000,
+      backoffBaseMs: 200,
+      connectionsPerProvider: 1024,
+      maxAnswerBytes: 32 * 1024 * 1024,
+      maxEventBytes: 8 * 1024 * 1024,
+    });
     expect(config.logging).toEqual({ level: "info", logPrompt: false });
     expect(config.signals.sinks).toEqual([{ type: "log" }]);
   });

@@ -1,16 +1,17 @@
 import { describe, expect, it } from "vitest";
-import { createSseParser, createSseSplitter, parseSse, type SseEvent } from "../../src/providers/sse.js";
+import { createSseParser, parseSse, SseEventTooLargeError, type SseEvent } from "../../src/providers/sse-parser.js";
+import { createSseSplitter } from "../../src/providers/sse-splitter.js";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
-/** Feeds the chunks to one parser and returns every event, with `raw` decoded for readability. */
-function parse(chunks: Uint8Array[]) {
-  const parser = createSseParser();
+/** Feeds the chunks to one parser (bounded by `maxEventBytes`) and returns every event. */
+function parse(chunks: Uint8Array[], maxEventBytes = Infinity) {
+  const parser = createSseParser(maxEventBytes);
   const events: SseEvent[] = [];
   for (const chunk of chunks) events.push(...parser.push(chunk));
   events.push(...parser.end());
-  return events.map((event) => ({ ...event, raw: decoder.decode(event.raw) }));
+  return events;
 }
 
 /** Like toMatchObject, but `undefined` means the property is absent. */
@@ -34,11 +35,14 @@ const chunk = (content: string) =>
 const openAiStream = (eol: string) =>
   [`data: ${chunk("Hel")}`, "", `data: ${chunk("lo wörld 👋")}`, "", "data: [DONE]", "", ""].join(eol);
 
-const streams = [
-  ["LF", openAiStream("\n")],
-  ["CRLF", openAiStream("\r\n")],
-  ["CR", openAiStream("\r")],
-  ["mixed", "event: a\r\ndata: 1\rdata: é\n\r\n: c\n\nid: 3\r\ndata: 👋\r\r"],
+const openAiBlocks = (eol: string) => [`data: ${chunk("Hel")}${eol}${eol}`, `data: ${chunk("lo wörld 👋")}${eol}${eol}`, `data: [DONE]${eol}${eol}`];
+
+/** Streams as the blocks they are made of. */
+const streams: [string, string[]][] = [
+  ["LF", openAiBlocks("\n")],
+  ["CRLF", openAiBlocks("\r\n")],
+  ["CR", openAiBlocks("\r")],
+  ["mixed", ["event: a\r\ndata: 1\rdata: é\n\r\n", ": c\n\n", "id: 3\r\ndata: 👋\r\r"]],
 ];
 
 describe("createSseParser", () => {
@@ -50,7 +54,7 @@ describe("createSseParser", () => {
     const events = parseText(openAiStream(eol));
     expect(events.map((event) => event.data)).toEqual([chunk("Hel"), chunk("lo wörld 👋"), "[DONE]"]);
     expect(events.map((event) => event.event)).toEqual(["message", "message", "message"]);
-    expect(events[1].raw).toBe(`data: ${chunk("lo wörld 👋")}${eol}${eol}`);
+    expect(openAiStream(eol)).toBe(openAiBlocks(eol).join(""));
   });
 
   it.each<[string, string, Record<string, unknown>[]]>([
@@ -61,12 +65,12 @@ describe("createSseParser", () => {
     ["id persists", "id: 7\ndata: a\n\ndata: b\n\nid\ndata: c\n\n", [{ id: "7" }, { id: "7" }, { id: undefined }]],
     ["id with NUL ignored", "id: 1\0\ndata: a\n\n", [{ id: undefined }]],
     ["retry", "retry: 1500\nretry: x\ndata: a\n\ndata: b\n\n", [{ retry: 1500 }, { retry: undefined }]],
-    ["comments", ": ping\n\n:x\ndata: a\n\ndata: b\n\n", [{ data: "a", comments: ["ping", "x"] }, { comments: undefined }]],
+    ["comments ignored", ": ping\n\n:x\ndata: a\n:y\n\ndata: b\n\n", [{ data: "a", comments: undefined }, { data: "b" }]],
     ["unknown fields ignored", "foo: bar\ndata: a\n\n", [{ data: "a" }]],
     ["block without data not dispatched", "event: x\n\ndata: a\n\n", [{ event: "message", data: "a" }]],
     ["leading BOM", "\uFEFFdata: a\n\n", [{ data: "a" }]],
     ["trailing event without blank line", "data: a\n\ndata: [DONE]\n", [{ data: "a" }, { data: "[DONE]" }]],
-    ["trailing line without terminator", "data: [DONE]", [{ data: "[DONE]", raw: "data: [DONE]" }]],
+    ["trailing line without terminator", "data: [DONE]", [{ data: "[DONE]" }]],
     ["trailing comment only", "data: a\n\n: bye", [{ data: "a" }]],
   ])("%s", (_name, input, expected) => {
     const events = parseText(input);
@@ -74,24 +78,11 @@ describe("createSseParser", () => {
     expected.forEach((fields, index) => expectFields(events[index], fields));
   });
 
-  it.each(streams)("gives the same events however a %s stream is split", (_name, text) => {
-    const bytes = encoder.encode(text);
+  it.each(streams)("gives the same events however a %s stream is split", (_name, blocks) => {
+    const bytes = encoder.encode(blocks.join(""));
     const whole = parse([bytes]);
     expect(whole.length).toBeGreaterThan(1);
-    expect(whole.map((event) => event.raw).join("")).toBe(text);
     for (const chunks of splits(bytes)) expect(parse(chunks)).toEqual(whole);
-  });
-
-  it.each([
-    ["LF", "\n"],
-    ["CRLF", "\r\n"],
-  ])("gives each event's exact bytes as raw (%s)", (_name, eol) => {
-    const blocks = [`data: ${chunk("a")}${eol}${eol}`, `event: x${eol}data: 1${eol}data: 2${eol}${eol}`, `data: [DONE]${eol}${eol}`];
-    const bytes = encoder.encode(blocks.join(""));
-    const parser = createSseParser();
-    const raws = [...parser.push(bytes.subarray(0, 20)), ...parser.push(bytes.subarray(20))].map((event) => event.raw);
-    expect(raws.map((raw) => decoder.decode(raw))).toEqual(blocks);
-    expect(raws.every((raw) => raw instanceof Uint8Array)).toBe(true);
   });
 
   it("does not read a CRLF split between chunks as an empty line", () => {
@@ -99,22 +90,12 @@ describe("createSseParser", () => {
   });
 
   it.each([
-    ["a LF", "data: a\r\n\r", "\ndata: b\r\n\r\n", "data: a\r\n\r\n", "data: b\r\n\r\n"],
-    ["no LF", "data: a\r\r", "data: b\n\n", "data: a\r\r", "data: b\n\n"],
-  ])("holds an event ending in a CR at a chunk's end until it sees whether %s follows", (_name, first, next, rawA, rawB) => {
-    const parser = createSseParser();
-    expect(parser.push(encoder.encode(first))).toEqual([]);
-    const events = parser.push(encoder.encode(next));
-    expect(events.map((event) => [event.data, decoder.decode(event.raw)])).toEqual([
-      ["a", rawA],
-      ["b", rawB],
-    ]);
-  });
-
-  it("dispatches a held event at end()", () => {
-    const parser = createSseParser();
-    parser.push(encoder.encode("data: [DONE]\r\n\r"));
-    expect(parser.end().map((event) => decoder.decode(event.raw))).toEqual(["data: [DONE]\r\n\r"]);
+    ["a LF", "data: a\r\n\r", "\ndata: b\r\n\r\n"],
+    ["no LF", "data: a\r\r", "data: b\n\n"],
+  ])("dispatches an event whose blank line ends in a CR at a chunk's end at once, whether %s follows", (_name, first, next) => {
+    const parser = createSseParser(Infinity);
+    expect(parser.push(encoder.encode(first))).toMatchObject([{ data: "a" }]);
+    expect(parser.push(encoder.encode(next))).toMatchObject([{ data: "b" }]);
   });
 
   it.each([
@@ -132,13 +113,13 @@ describe("createSseParser", () => {
   });
 
   it("returns no event until the blank line arrives", () => {
-    const parser = createSseParser();
+    const parser = createSseParser(Infinity);
     expect(parser.push(encoder.encode("data: a\n"))).toEqual([]);
     expect(parser.push(encoder.encode("\n"))).toMatchObject([{ data: "a" }]);
   });
 
   it("starts afresh after end()", () => {
-    const parser = createSseParser();
+    const parser = createSseParser(Infinity);
     parser.push(encoder.encode("id: 1\ndata: partial"));
     expect(parser.end()).toMatchObject([{ data: "partial", id: "1" }]);
     const [event] = parser.push(encoder.encode("data: b\n\n"));
@@ -153,7 +134,7 @@ describe("parseSse", () => {
       for (let at = 0; at < bytes.length; at += 7) yield bytes.subarray(at, at + 7);
     }
     const data: string[] = [];
-    for await (const event of parseSse(source())) data.push(event.data);
+    for await (const event of parseSse(source(), 1024)) data.push(event.data);
     expect(data).toEqual([chunk("Hel"), chunk("lo wörld 👋"), "[DONE]"]);
   });
 });
@@ -161,19 +142,17 @@ describe("parseSse", () => {
 describe("createSseSplitter", () => {
   /** Feeds the chunks to one splitter; returns each non-empty piece it gave, decoded. */
   function split(chunks: Uint8Array[]): string[] {
-    const splitter = createSseSplitter();
+    const splitter = createSseSplitter(Infinity);
     const pieces = [...chunks.map((chunk) => splitter.push(chunk)), splitter.end()];
     return pieces.filter((piece) => piece.length > 0).map((piece) => decoder.decode(piece));
   }
 
-  it.each(streams)("cuts a %s stream exactly where its blocks end, however it is split", (_name, text) => {
+  it.each(streams)("cuts a %s stream exactly where its blocks end, however it is split", (_name, blocks) => {
+    const text = blocks.join("");
     const bytes = encoder.encode(text);
     const eventEnds = new Set<number>();
     let offset = 0;
-    for (const event of parse([bytes])) eventEnds.add((offset += encoder.encode(event.raw).length));
-    // Unlike the parser, which gives a block without data with the next event, it cuts after it.
-    const comment = text.indexOf(": c\n\n");
-    if (comment !== -1) eventEnds.add(encoder.encode(text.slice(0, comment + 5)).length);
+    for (const block of blocks) eventEnds.add((offset += encoder.encode(block).length));
     for (const chunks of splits(bytes)) {
       const pieces = split(chunks);
       expect(pieces.join("")).toBe(text);
@@ -185,22 +164,112 @@ describe("createSseSplitter", () => {
   });
 
   it("holds a blank line's CR until it knows whether a LF follows", () => {
-    const splitter = createSseSplitter();
+    const splitter = createSseSplitter(Infinity);
     expect(decoder.decode(splitter.push(encoder.encode("data: a\r\n\r")))).toBe("");
     expect(decoder.decode(splitter.push(encoder.encode("\ndata: b")))).toBe("data: a\r\n\r\n");
     expect(decoder.decode(splitter.end())).toBe("data: b");
   });
 
   it("gives a block of comments alone as a whole block, and drops a trailing one at the end", () => {
-    const splitter = createSseSplitter();
+    const splitter = createSseSplitter(Infinity);
     expect(decoder.decode(splitter.push(encoder.encode(": keep-alive\n\ndata: x\n\n: bye")))).toBe(": keep-alive\n\ndata: x\n\n");
     expect(splitter.end()).toHaveLength(0);
   });
 
   it("keeps nothing of a half event until its blank line arrives", () => {
-    const splitter = createSseSplitter();
+    const splitter = createSseSplitter(Infinity);
     expect(splitter.push(encoder.encode('data: {"a":'))).toHaveLength(0);
     expect(splitter.push(encoder.encode("1}\n"))).toHaveLength(0);
     expect(decoder.decode(splitter.push(encoder.encode("\n")))).toBe('data: {"a":1}\n\n');
+  });
+});
+
+describe("the bound on one event", () => {
+  /** What pushing each text in turn gave: the events, or the bound error with what came before it. */
+  function bounded(maxEventBytes: number, ...texts: string[]) {
+    const parser = createSseParser(maxEventBytes);
+    const events: string[] = [];
+    try {
+      for (const text of texts) events.push(...parser.push(encoder.encode(text)).map((event) => event.data));
+      events.push(...parser.end().map((event) => event.data));
+      return { events };
+    } catch (error) {
+      if (!(error instanceof SseEventTooLargeError)) throw error;
+      return { events, before: (error.before as SseEvent[]).map((event) => event.data), limit: error.limitBytes };
+    }
+  }
+
+  // An event counts its bytes through the first byte of its blank line's terminator.
+  it.each([
+    ["LF", "data: x\n\ndata: y\n\n", 9],
+    ["CRLF", "data: x\r\n\r\ndata: y\r\n\r\n", 10],
+    ["CR", "data: x\r\rdata: y\r\r", 9],
+  ])("lets an event of exactly the bound through, and not one byte more (%s)", (_name, text, size) => {
+    expect(bounded(size, text)).toEqual({ events: ["x", "y"] });
+    expect(bounded(size - 1, text)).toEqual({ events: [], before: [], limit: size - 1 });
+  });
+
+  it("counts the same wherever the stream is cut, a CRLF included", () => {
+    const bytes = encoder.encode("data: x\r\n\r\ndata: y\r\n\r\n");
+    for (const chunks of splits(bytes)) {
+      expect(parse(chunks, 10).map((event) => event.data)).toEqual(["x", "y"]);
+      expect(() => parse(chunks, 9)).toThrow(SseEventTooLargeError);
+      const splitter = createSseSplitter(10);
+      expect(Buffer.concat([...chunks.map((chunk) => splitter.push(chunk)), splitter.end()]).equals(bytes)).toBe(true);
+      const tight = createSseSplitter(9);
+      expect(() => chunks.forEach((chunk) => tight.push(chunk))).toThrow(SseEventTooLargeError);
+    }
+  });
+
+  it("gives the events completed before the oversized one in the same chunk", () => {
+    expect(bounded(20, `data: a\n\ndata: ${"b".repeat(30)}\n\ndata: c\n\n`)).toEqual({ events: [], before: ["a"], limit: 20 });
+  });
+
+  it("fails as soon as an unfinished event passes the bound, without waiting for its end", () => {
+    expect(bounded(15, "data: a\n\n", "data: 0123456789")).toEqual({ events: ["a"], before: [], limit: 15 });
+    expect(bounded(16, "data: a\n\n", "data: 0123456789")).toEqual({ events: ["a", "0123456789"] });
+  });
+
+  it("counts lines of comments without a blank line as one event", () => {
+    expect(bounded(32, ": ping\n".repeat(5))).toMatchObject({ before: [] });
+    expect(bounded(32, ": ping\n\n".repeat(5))).toEqual({ events: [] });
+  });
+
+  it("parseSse yields the events before, then throws, and stops reading its source", async () => {
+    let pulled = 0;
+    let closed = false;
+    async function* source() {
+      try {
+        for (;;) {
+          pulled++;
+          yield encoder.encode(pulled === 1 ? "data: a\n\ndata: " : "x".repeat(10));
+        }
+      } finally {
+        closed = true;
+      }
+    }
+    const data: string[] = [];
+    const outcome = await (async () => {
+      for await (const event of parseSse(source(), 64)) data.push(event.data);
+    })().catch((error: unknown) => error);
+    expect(outcome).toBeInstanceOf(SseEventTooLargeError);
+    expect(data).toEqual(["a"]);
+    expect(pulled).toBe(7);
+    expect(closed).toBe(true);
+  });
+
+  it("bounds the splitter the same way, giving the whole blocks before the oversized one", () => {
+    const splitter = createSseSplitter(20);
+    expect(decoder.decode(splitter.push(encoder.encode("data: a\n\n")))).toBe("data: a\n\n");
+    let error: unknown;
+    try {
+      splitter.push(encoder.encode(`data: b\n\ndata: ${"c".repeat(30)}\n\n`));
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(SseEventTooLargeError);
+    expect(decoder.decode((error as SseEventTooLargeError<Uint8Array>).before)).toBe("data: b\n\n");
+    expect(() => createSseSplitter(8).push(encoder.encode("data: 0123"))).toThrow(SseEventTooLargeError);
+    expect(createSseSplitter(9).push(encoder.encode("data: x\n\n"))).toHaveLength(9);
   });
 });

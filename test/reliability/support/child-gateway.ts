@@ -10,6 +10,8 @@ const bin = join(import.meta.dirname, "../../../bin/passthrough.js");
 /** `passthrough serve` in a child process of its own, so that its memory can be measured alone. */
 export interface ChildGateway {
   readonly url: string;
+  /** Headers that authenticate a call: the key its first start created and printed on standard error. */
+  readonly headers: { authorization: string };
   readonly pid: number;
   /** Every line written to standard output (JSON logs) and standard error so far. */
   readonly stdout: string[];
@@ -79,8 +81,11 @@ export async function spawnGateway(config: ConfigInput, env: NodeJS.ProcessEnv =
     const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
     return match === null ? 0 : Number(match[1]) * 1024;
   };
+  const key = stderr.map((line) => /^ptk_\S+$/.exec(line)?.[0]).find((line) => line !== undefined);
+  if (key === undefined) throw new Error("the gateway printed no first key: was its store not new?");
   return {
     url,
+    headers: { authorization: `Bearer ${key}` },
     pid: child.pid!,
     stdout,
     stderr,
