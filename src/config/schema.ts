@@ -19,9 +19,9 @@ export const providerSchema = z.strictObject({
   credential: z.enum(["apiKey", "google", "none"]).optional(),
   /** Extra headers sent to the provider on every call. */
   headers: z.record(z.string(), z.string()).optional(),
-  /** Bounds the whole call, retries included. Default 120 s. */
+  /** Bounds the whole call, retries included. Default `upstream.timeoutMs`. */
   timeoutMs: z.number().int().positive().optional(),
-  /** Retries on connection failure, 429 and 502/503/504 before any byte was relayed. Default 2. */
+  /** Retries on connection failure, 429 and 502/503/504 before any byte was relayed. Default `upstream.retries`. */
   retries: z.number().int().min(0).max(10).optional(),
   /** Default: true for configured providers; built-ins are enabled when their key is set. */
   enabled: z.boolean().optional(),
@@ -47,6 +47,10 @@ export const configSchema = z.strictObject({
     .prefault({}),
   upstream: z
     .strictObject({
+      /** Each provider's timeout unless it sets its own: it bounds the whole call, retries included. Default 120 s. */
+      timeoutMs: z.number().int().positive().default(120_000),
+      /** Each provider's retries unless it sets its own. Default 2. */
+      retries: z.number().int().min(0).max(10).default(2),
       /** Longest `Retry-After` waited for; a longer one is relayed to the caller. Default 10 s. */
       retryAfterCapMs: z.number().int().min(0).default(10_000),
       /** First backoff step; doubles each retry, with full jitter. Default 200 ms. */

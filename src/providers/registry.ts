@@ -6,8 +6,6 @@ import { builtinProviders } from "./builtins.js";
 import { createApiKeyCredential, createGoogleCredential, noCredential } from "./credentials.js";
 import { normalizeProviderName, type Credential, type Provider } from "./provider.js";
 
-export const DEFAULT_TIMEOUT_MS = 120_000;
-export const DEFAULT_RETRIES = 2;
 
 export interface ProviderRegistry {
   /** The enabled provider of that name (normalized first); NOT_FOUND otherwise. */
@@ -22,7 +20,11 @@ export interface ProviderRegistry {
  * from `env` here, once; a provider whose key is missing is disabled unless the configuration
  * says `enabled: true`, which is then an error.
  */
-export function createProviderRegistry(configured: readonly ProviderConfig[], env: NodeJS.ProcessEnv): ProviderRegistry {
+export function createProviderRegistry(
+  configured: readonly ProviderConfig[],
+  env: NodeJS.ProcessEnv,
+  defaults: { timeoutMs: number; retries: number },
+): ProviderRegistry {
   const merged = new Map<string, ProviderConfig & { builtin: boolean; index?: number }>();
   for (const builtin of builtinProviders(env)) merged.set(builtin.name, { ...builtin, builtin: true });
   configured.forEach((entry, index) => {
@@ -45,8 +47,8 @@ export function createProviderRegistry(configured: readonly ProviderConfig[], en
       name: entry.name,
       origin: url.origin,
       completionsPath: `${url.pathname.replace(/\/+$/, "")}/chat/completions`,
-      timeoutMs: entry.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-      retries: entry.retries ?? DEFAULT_RETRIES,
+      timeoutMs: entry.timeoutMs ?? defaults.timeoutMs,
+      retries: entry.retries ?? defaults.retries,
       headers: lowerCaseKeys(entry.headers ?? {}),
       credential,
     });

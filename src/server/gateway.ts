@@ -74,7 +74,7 @@ export interface Gateway {
 
 /** The composition root: builds every part from the configuration and serves them on one port. */
 export async function startGateway({ config, env, logger, calls: hooks = {}, authenticate = true, onFirstKey }: GatewayOptions): Promise<Gateway> {
-  const providers = createProviderRegistry(config.providers, env);
+  const providers = createProviderRegistry(config.providers, env, config.upstream);
   const store = await openStore(config.database.url, { schema: config.database.schema });
   const keyCache = createKeyCache({ store, ttlMs: config.auth.cacheTtlMs, onError: (error, what) => logger.warn({ err: error }, `${what} failed`) });
   const limiter = createRateLimiter({ redisUrl: config.limits.redisUrl, logger });

@@ -14,9 +14,12 @@ const file = (name: string, text: string) => {
 describe("configuration", () => {
   it("has every default when nothing is given", () => {
     const config = parseConfig({});
-    expect(config.server).toMatchObject({ host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024 });
+    expect(config.server).toMatchObject({ host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024, fastPaths: true, maxRecordedBytes: 32 * 1024 * 1024 });
+    expect(config.auth.cacheTtlMs).toBe(5000);
     expect(config.database.url).toBe("sqlite:./data/passthrough.db");
     expect(config.upstream).toEqual({
+      timeoutMs: 120_000,
+      retries: 2,
       retryAfterCapMs: 10_000,
       backoffBaseMs: 200,
       connectionsPerProvider: 1024,

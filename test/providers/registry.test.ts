@@ -2,9 +2,13 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config/load.js";
+import { parseConfig } from "../../src/config/load.js";
 import { createProviderRegistry } from "../../src/providers/registry.js";
 
-const names = (env: NodeJS.ProcessEnv, configured = []) => createProviderRegistry(configured, env).list().map((p) => p.name);
+/** The configuration's defaults for providers that set no timeout or retries of their own. */
+const defaults = parseConfig({}).upstream;
+
+const names = (env: NodeJS.ProcessEnv, configured = []) => createProviderRegistry(configured, env, defaults).list().map((p) => p.name);
 
 describe("the provider registry", () => {
   it.each([
@@ -24,21 +28,21 @@ describe("the provider registry", () => {
   });
 
   it("always enables ollama, which needs no key, and sends it no authorization", () => {
-    const ollama = createProviderRegistry([], {}).resolve("ollama");
+    const ollama = createProviderRegistry([], {}, defaults).resolve("ollama");
     expect(ollama.origin).toBe("http://127.0.0.1:11434");
     expect(ollama.completionsPath).toBe("/v1/chat/completions");
     expect(ollama.credential.authorize()).toEqual({});
   });
 
   it("enables googlevertex with GOOGLE_CLOUD_PROJECT, in GOOGLE_CLOUD_LOCATION", () => {
-    const vertex = createProviderRegistry([], { GOOGLE_CLOUD_PROJECT: "proj", GOOGLE_CLOUD_LOCATION: "europe-west4" }).resolve("googlevertex");
+    const vertex = createProviderRegistry([], { GOOGLE_CLOUD_PROJECT: "proj", GOOGLE_CLOUD_LOCATION: "europe-west4" }, defaults).resolve("googlevertex");
     expect(vertex.origin).toBe("https://europe-west4-aiplatform.googleapis.com");
     expect(vertex.completionsPath).toBe("/v1/projects/proj/locations/europe-west4/endpoints/openapi/chat/completions");
     expect(vertex.credential.secrets).toEqual([]);
   });
 
   it("authenticates with the key from the environment, as a Bearer token", () => {
-    const openai = createProviderRegistry([], { OPENAI_API_KEY: "sk-1" }).resolve("openai");
+    const openai = createProviderRegistry([], { OPENAI_API_KEY: "sk-1" }, defaults).resolve("openai");
     expect(openai.credential.authorize()).toEqual({ authorization: "Bearer sk-1" });
     expect(openai.credential.secrets).toEqual(["sk-1"]);
     expect(JSON.stringify(openai)).not.toContain("sk-1");
@@ -51,8 +55,7 @@ describe("the provider registry", () => {
         { name: "openai", baseUrl: "http://127.0.0.1:9000/v1", timeoutMs: 5000 },
         { name: "groq", enabled: false },
       ],
-      { OPENAI_API_KEY: "sk-1", GROQ_API_KEY: "g" },
-    );
+      { OPENAI_API_KEY: "sk-1", GROQ_API_KEY: "g" }, defaults);
     const openai = registry.resolve("openai");
     expect(openai.origin).toBe("http://127.0.0.1:9000");
     expect(openai.timeoutMs).toBe(5000);
@@ -65,12 +68,12 @@ describe("the provider registry", () => {
     ["MY PROVIDER", "my_provider"],
     ["my_provider", "my_provider"],
   ])("normalizes %s to %s", (given, expected) => {
-    const registry = createProviderRegistry([{ name: "my_provider", baseUrl: "http://127.0.0.1:1/v1" }], {});
+    const registry = createProviderRegistry([{ name: "my_provider", baseUrl: "http://127.0.0.1:1/v1" }], {}, defaults);
     expect(registry.resolve(given).name).toBe(expected);
   });
 
   it("answers NOT_FOUND for an unknown or disabled provider, without echoing control characters", () => {
-    const registry = createProviderRegistry([], {});
+    const registry = createProviderRegistry([], {}, defaults);
     const error = (() => {
       try {
         registry.resolve("open\nai");
@@ -85,8 +88,8 @@ describe("the provider registry", () => {
   });
 
   it("refuses a configured provider without baseUrl, or enabled without its key, naming the field", () => {
-    expect(() => createProviderRegistry([{ name: "mine" }], {})).toThrow(ConfigError);
-    expect(() => createProviderRegistry([{ name: "mine" }], {})).toThrow("providers[0].baseUrl");
-    expect(() => createProviderRegistry([{ name: "x", baseUrl: "http://h/v1", apiKeyEnv: "X_KEY", enabled: true }], {})).toThrow("providers[0].apiKeyEnv");
+    expect(() => createProviderRegistry([{ name: "mine" }], {}, defaults)).toThrow(ConfigError);
+    expect(() => createProviderRegistry([{ name: "mine" }], {}, defaults)).toThrow("providers[0].baseUrl");
+    expect(() => createProviderRegistry([{ name: "x", baseUrl: "http://h/v1", apiKeyEnv: "X_KEY", enabled: true }], {}, defaults)).toThrow("providers[0].apiKeyEnv");
   });
 });
