@@ -1,6 +1,7 @@
 // A fast OpenAI-compatible test provider for the benchmark: POST /v1/chat/completions answers a
-// precomputed chat.completion (~600 bytes), or an SSE stream when the body asks for one.
-// Run alone: node --import tsx test/bench/provider.ts --port 0 --latency-ms 0 --chunks 20 --chunk-interval-ms 5
+// precomputed chat.completion (~600 bytes), or an SSE stream when the body asks for one. The soak
+// asks it for faults with a `"bench_fault"` field in the body, and reads its counters at GET /stats.
+// Run alone: node --import tsx test/bench/provider.ts --port 0 --latency-ms 0 --chunks 20 --chunk-interval-ms 5 [--faults]
 // It prints {"port":N} as one line on stdout once listening.
 import http from "node:http";
 import { parseArgs } from "node:util";
@@ -12,6 +13,8 @@ const { values } = parseArgs({
     "latency-ms": { type: "string", default: "0" },
     chunks: { type: "string", default: "20" },
     "chunk-interval-ms": { type: "string", default: "5" },
+    /** Answer `"bench_fault"` requests and count answers (GET /stats); off for the throughput runs. */
+    faults: { type: "boolean", default: false },
   },
 });
 const latencyMs = Number(values["latency-ms"]);
@@ -70,20 +73,66 @@ const events: Buffer[] = Array.from({ length: chunkCount }, (_, index) => {
 const done = Buffer.from("data: [DONE]\n\n");
 const notFound = Buffer.from('{"error":{"message":"not found","type":"invalid_request_error"}}');
 const streamFlag = /"stream"\s*:\s*true/;
+const faultFlag = /"bench_fault"\s*:\s*"([a-z0-9-]+)"/;
+const statusOfFault: Record<string, number> = { "500": 500, "400": 400, "429": 429 };
+const upstreamError = (message: string): Buffer => Buffer.from(JSON.stringify({ error: { message, type: "bench_fault" } }));
+/** How long the "delay" fault waits before a unary answer (far longer than the deadlines the soak sets with it) … */
+const faultDelayMs = 2000;
+/** … and between a delayed stream's events. */
+const faultEventIntervalMs = 100;
+/** Events a "break" stream sends before the provider resets the connection. */
+const eventsBeforeBreak = 3;
+
+/** Answers of one kind: requests seen, answers sent in full, answers the peer (the gateway) closed before they ended. */
+interface AnswerCounts {
+  requests: number;
+  completed: number;
+  closedByPeer: number;
+}
+/**
+ * What the soak reads back at GET /stats: answers still open, all answers, and those of each
+ * `bench_fault`. A caller's hang-up reaches the provider as an answer the gateway closed early.
+ */
+const stats = { open: 0, all: counts(), byFault: {} as Record<string, AnswerCounts> };
+
+function counts(): AnswerCounts {
+  return { requests: 0, completed: 0, closedByPeer: 0 };
+}
+
+/** Counts one answer until it ends or the peer closes it; resets the provider causes itself are not the peer's. */
+function track(res: http.ServerResponse, fault: string | undefined): { ownReset(): void } {
+  let own = false;
+  const tallies = fault === undefined ? [stats.all] : [stats.all, (stats.byFault[fault] ??= counts())];
+  stats.open++;
+  for (const tally of tallies) tally.requests++;
+  res.once("close", () => {
+    stats.open--;
+    for (const tally of tallies) {
+      if (res.writableFinished) tally.completed++;
+      else if (!own) tally.closedByPeer++;
+    }
+  });
+  return { ownReset: () => void (own = true) };
+}
 
 function answerJson(res: http.ServerResponse): void {
   res.writeHead(200, { "content-type": "application/json", "content-length": completion.length });
   res.end(completion);
 }
 
-function answerStream(req: http.IncomingMessage, res: http.ServerResponse): void {
+function answerStream(req: http.IncomingMessage, res: http.ServerResponse, intervalMs = chunkIntervalMs, breakAfter = Infinity, onBreak?: () => void): void {
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   let next = 0;
   let timer: NodeJS.Timeout | undefined;
   const send = (): void => {
+    if (next === breakAfter) {
+      onBreak?.();
+      req.socket.destroy();
+      return;
+    }
     res.write(events[next++]);
     if (next < events.length) {
-      timer = setTimeout(send, chunkIntervalMs);
+      timer = setTimeout(send, intervalMs);
     } else {
       res.end(done);
     }
@@ -93,9 +142,38 @@ function answerStream(req: http.IncomingMessage, res: http.ServerResponse): void
   send();
 }
 
+/** A fault the soak asked for in the body; false when the body asked for none. */
+function answerFault(fault: string, stream: boolean, req: http.IncomingMessage, res: http.ServerResponse, answer: () => void, ownReset: () => void): boolean {
+  const status = statusOfFault[fault];
+  if (status !== undefined) {
+    const body = upstreamError(`bench fault ${fault}`);
+    const headers: http.OutgoingHttpHeaders = { "content-type": "application/json", "content-length": body.length };
+    // Longer than the gateway's Retry-After cap, so that the 429 is relayed at once.
+    if (status === 429) headers["retry-after"] = "3600";
+    res.writeHead(status, headers).end(body);
+  } else if (fault === "reset") {
+    ownReset();
+    req.socket.destroy();
+  } else if (fault === "break" && stream) {
+    answerStream(req, res, chunkIntervalMs, eventsBeforeBreak, ownReset);
+  } else if (fault === "delay" && stream) {
+    answerStream(req, res, faultEventIntervalMs);
+  } else if (fault === "delay") {
+    const timer = setTimeout(answer, faultDelayMs);
+    res.once("close", () => clearTimeout(timer));
+  } else {
+    return false;
+  }
+  return true;
+}
+
 const server = http.createServer({ keepAliveTimeout: 60_000, noDelay: true }, (req, res) => {
   if (req.method === "GET" && req.url === "/healthz") {
     res.writeHead(200, { "content-type": "text/plain" }).end("ok");
+    return;
+  }
+  if (req.method === "GET" && req.url === "/stats") {
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(stats));
     return;
   }
   if (req.method !== "POST" || !req.url?.endsWith("/chat/completions")) {
@@ -106,8 +184,14 @@ const server = http.createServer({ keepAliveTimeout: 60_000, noDelay: true }, (r
   const parts: Buffer[] = [];
   req.on("data", (part: Buffer) => parts.push(part));
   req.on("end", () => {
-    const stream = streamFlag.test(Buffer.concat(parts).toString("latin1"));
+    const text = Buffer.concat(parts).toString("latin1");
+    const stream = streamFlag.test(text);
     const answer = (): void => (stream ? answerStream(req, res) : answerJson(res));
+    if (values.faults) {
+      const fault = faultFlag.exec(text)?.[1];
+      const { ownReset } = track(res, fault);
+      if (fault !== undefined && answerFault(fault, stream, req, res, answer, ownReset)) return;
+    }
     if (latencyMs > 0) setTimeout(answer, latencyMs);
     else answer();
   });

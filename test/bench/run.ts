@@ -1,6 +1,7 @@
 // The benchmark (npm run bench): starts the test provider, the bare proxy and the gateway, drives
 // each scenario from separate load processes, interleaving targets in every round, and prints one
-// table per scenario with the targets' PASS/MISS. See test/bench/README.md.
+// table per scenario with the targets' PASS/MISS; with --soak, the soak instead (soak.ts). See
+// test/bench/README.md.
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -11,6 +12,7 @@ import { killAllChildren, startPortPrinter, stopChild } from "./proc.js";
 import { BARE, comparisonTable, DIRECT, GATEWAY, GATEWAY_CONNECT, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
 import { Bench, type HttpTarget } from "./scenarios.js";
 import { chatBody, readSettings } from "./settings.js";
+import { runSoak } from "./soak.js";
 import { median } from "./stats.js";
 
 const benchDir = path.dirname(fileURLToPath(import.meta.url));
@@ -64,6 +66,10 @@ async function main(): Promise<void> {
   const started = new Date();
   const cpus = os.cpus();
   const header = `${started.toISOString()} · ${cpus[0]?.model ?? "unknown CPU"} · ${cpus.length} cores · Node ${process.version} · passthrough ${gitRevision()}`;
+  if (process.argv.includes("--soak")) {
+    await runSoak({ root, benchDir, settings, providerArgs: await serverArgs("provider"), build: () => buildGateway(root), machine: header, revision: gitRevision() });
+    return;
+  }
   const knobs = `duration ${settings.durationS} s + ${settings.warmupS} s warm-up · ${settings.rounds} rounds (medians) · concurrency ${settings.connections} · SSE ${settings.sseSequential} sequential + ${settings.sseConcurrentRequests} concurrent streams of ${settings.sseChunks} chunks every ${settings.sseIntervalMs} ms · ${settings.streams} open streams of ${settings.streamChunks} chunks every ${settings.streamIntervalMs} ms, opened over ${settings.streamRampMs} ms · provider latency ${settings.providerLatencyMs} ms`;
   log(`passthrough benchmark\n${header}\n${knobs}`);
 

@@ -1,6 +1,9 @@
 // The benchmark's knobs, read once from the environment (documented in README.md), and the body
 // every scenario sends.
 
+/** How long `--soak` runs by default, in minutes; a shorter run is reported as a trial. */
+export const SOAK_DEFAULT_MINUTES = 10;
+
 /** Every knob, read once from the environment. */
 export function readSettings() {
   const number = (name: string, fallback: number): number => {
@@ -35,6 +38,12 @@ export function readSettings() {
     /** An earlier latest.json to compare with; default the one this run replaces; "0": none. */
     compareWith: process.env.BENCH_COMPARE === "0" ? "" : process.env.BENCH_COMPARE,
     gatewayYaml: process.env.BENCH_GATEWAY_YAML ? `${process.env.BENCH_GATEWAY_YAML}\n` : "",
+    /** `--soak`: how long the soak runs, in minutes. */
+    soakMinutes: Math.max(0.25, number("BENCH_SOAK_MINUTES", SOAK_DEFAULT_MINUTES)),
+    /** `--soak`: calls per second in all, the mix scaled to it. */
+    soakRatePerS: Math.max(10, number("BENCH_SOAK_RATE", 250)),
+    /** `--soak`: only these kinds of call (names as in soak-mix.ts), to reproduce a finding; default all. */
+    soakOnly: (process.env.BENCH_SOAK_ONLY ?? "").split(",").map((item) => item.trim()).filter(Boolean),
   };
 }
 export type Settings = ReturnType<typeof readSettings>;
