@@ -6,8 +6,8 @@ import { errorFromFailedRead, errorFromTimeout } from "./upstream-error.js";
 /**
  * One call's budget: it aborts when the caller goes away or its deadline passes, or when the
  * provider's timeout (which covers retries too) runs out. It is the `signal` undici aborts
- * the upstream request on: an EventEmitter, which undici accepts, because creating an
- * AbortSignal costs about 5 µs a call on Node 20 and the caller's signal already exists.
+ * the upstream request on: an EventEmitter, which undici accepts, because an AbortSignal per
+ * call is costly on Node 20 (test/bench/README.md) and the caller's signal already exists.
  */
 export class CallBudget extends EventEmitter {
   aborted = false;
