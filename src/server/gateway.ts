@@ -104,6 +104,7 @@ export async function startGateway({ config, env, logger }: GatewayOptions): Pro
   const listener = createListener({
     handler,
     tls: config.server.tls && { cert: readFileSync(config.server.tls.cert), key: readFileSync(config.server.tls.key) },
+    limits: config.server,
   });
   await new Promise<void>((resolve, reject) => {
     listener.server.once("error", reject);
