@@ -2,7 +2,7 @@ import * as http from "node:http";
 import type * as net from "node:net";
 import { API_VERSION } from "../service/journal-key.js";
 import type { NodeHandler } from "./listener.js";
-import { lingeringClose } from "./lingering-close.js";
+import { lingerOnClose, lingeringClose } from "./lingering-close.js";
 import { NO_CACHE_HEADERS, setNoCacheHeaders } from "./no-cache.js";
 
 export interface Http1Limits {
@@ -17,7 +17,8 @@ const responses = new WeakMap<net.Socket, http.ServerResponse>();
 
 /**
  * The gateway's HTTP/1.1 response. Never cached from the start, so that the answers Node writes
- * without running the handler (400 for a missing Host, 417) carry the headers too.
+ * without running the handler (400 for a missing Host, 417) carry the headers too. An answer
+ * given before the request's body was read closes the connection, lingering so that it arrives.
  */
 class GatewayResponse extends http.ServerResponse {
   constructor(req: http.IncomingMessage) {
@@ -30,10 +31,21 @@ class GatewayResponse extends http.ServerResponse {
     statusMessageOrHeaders?: string | http.OutgoingHttpHeaders | http.OutgoingHttpHeader[],
     headers?: http.OutgoingHttpHeaders | http.OutgoingHttpHeader[],
   ): this {
-    responses.set(this.req.socket, this);
+    const { req } = this;
+    responses.set(req.socket, this);
+    if (!this.headersSent && hasUnreadBody(req)) {
+      this.setHeader("connection", "close");
+      lingerOnClose(req.socket, () => req.complete);
+    }
     // Node takes headers in the second place when it is not a status message.
     return super.writeHead(statusCode, statusMessageOrHeaders as string, headers);
   }
+}
+
+function hasUnreadBody(req: http.IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
 }
 
 /**

@@ -37,3 +37,12 @@ export function lingeringClose(socket: net.Socket, requestComplete: () => boolea
   // A 'data' listener also takes the bytes from Node's HTTP parser, which then still sees them.
   socket.on("data", onData);
 }
+
+/**
+ * Makes Node's HTTP/1.1 server linger instead of closing at once when it ends a
+ * `Connection: close` response: it calls `socket.destroySoon()` then (lib/_http_server.js,
+ * resOnFinish), which destroys the socket as soon as the response is written.
+ */
+export function lingerOnClose(socket: net.Socket, requestComplete: () => boolean): void {
+  socket.destroySoon = () => lingeringClose(socket, requestComplete);
+}
