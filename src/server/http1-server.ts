@@ -32,10 +32,12 @@ class GatewayResponse extends http.ServerResponse {
     headers?: http.OutgoingHttpHeaders | http.OutgoingHttpHeader[],
   ): this {
     const { req } = this;
-    responses.set(req.socket, this);
-    if (!this.headersSent && hasUnreadBody(req)) {
+    // A queued (pipelined) response has no socket yet; a request connect-node gave up on, none any more.
+    const socket = this.socket ?? req.socket;
+    if (socket) responses.set(socket, this);
+    if (socket && !this.headersSent && hasUnreadBody(req)) {
       this.setHeader("connection", "close");
-      lingerOnClose(req.socket, () => req.complete);
+      lingerOnClose(socket, req);
     }
     // Node takes headers in the second place when it is not a status message.
     return super.writeHead(statusCode, statusMessageOrHeaders as string, headers);
@@ -88,7 +90,7 @@ function answerClientError(error: NodeJS.ErrnoException, socket: net.Socket, ans
     return;
   }
   socket.write(answers.get(status)!);
-  lingeringClose(socket, () => false);
+  lingeringClose(socket);
 }
 
 function statusOf(code: string | undefined): number | undefined {

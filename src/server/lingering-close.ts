@@ -1,3 +1,4 @@
+import type { IncomingMessage } from "node:http";
 import type * as net from "node:net";
 
 /**
@@ -16,7 +17,8 @@ const LINGER_MS = 2_000;
  * complete, then the socket closes; past LINGER_BYTES it is no longer read (the peer stalls,
  * without a reset), and it is destroyed LINGER_MS after the answer.
  */
-export function lingeringClose(socket: net.Socket, requestComplete: () => boolean): void {
+export function lingeringClose(socket: net.Socket, request?: IncomingMessage): void {
+  const requestComplete = () => request?.complete === true;
   if (socket.destroyed) return;
   const timer = setTimeout(() => socket.destroy(), LINGER_MS).unref();
   socket.once("close", () => clearTimeout(timer));
@@ -32,10 +34,16 @@ export function lingeringClose(socket: net.Socket, requestComplete: () => boolea
     drained += chunk.length;
     if (requestComplete()) close();
     else if (drained > LINGER_BYTES) socket.pause();
+    // Node's parser pauses the socket when the request it pushes the body into is not read
+    // (a handler that gave up on it destroyed it); the body is being discarded here anyway.
+    else socket.resume();
   };
   if (requestComplete()) return close();
   // A 'data' listener also takes the bytes from Node's HTTP parser, which then still sees them.
+  // The handler may have stopped reading the body: resumed, the rest goes nowhere.
   socket.on("data", onData);
+  socket.resume();
+  request?.resume();
 }
 
 /**
@@ -43,6 +51,6 @@ export function lingeringClose(socket: net.Socket, requestComplete: () => boolea
  * `Connection: close` response: it calls `socket.destroySoon()` then (lib/_http_server.js,
  * resOnFinish), which destroys the socket as soon as the response is written.
  */
-export function lingerOnClose(socket: net.Socket, requestComplete: () => boolean): void {
-  socket.destroySoon = () => lingeringClose(socket, requestComplete);
+export function lingerOnClose(socket: net.Socket, request: IncomingMessage): void {
+  socket.destroySoon = () => lingeringClose(socket, request);
 }
