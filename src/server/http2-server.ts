@@ -21,6 +21,9 @@ const PING_WINDOW_MS = 10_000;
  */
 const MAX_PREMATURE_RESETS = 100;
 const PREMATURE_MS = 1_000;
+/** After an answer given before the request was read: how much more of it is read, and how long it may take. */
+const LINGER_BYTES = 16 * 1024 * 1024;
+const LINGER_MS = 2_000;
 /** How long a session told to go away may take to close before it is destroyed. */
 const GOAWAY_GRACE_MS = 5_000;
 
@@ -83,7 +86,7 @@ function guardSession(session: http2.ServerHttp2Session, limits: Http2Limits): v
       if (++prematureResets >= MAX_PREMATURE_RESETS && prematureResets * 2 > streams) abort(session, NGHTTP2_ENHANCE_YOUR_CALM);
     });
     stream.once("finish", () => {
-      if (!stream.readableEnded) setImmediate(stopUnreadRequest, stream);
+      if (!stream.readableEnded) setImmediate(drainUnreadRequest, stream);
     });
   });
 
@@ -100,12 +103,20 @@ function guardSession(session: http2.ServerHttp2Session, limits: Http2Limits): v
 }
 
 /**
- * The response is complete but the client is still sending its request: ask it to stop, with
- * RST_STREAM NO_ERROR (RFC 9113 section 8.1), rather than read what nobody will use. Node does
- * this itself only when the handler never touched the request body.
+ * The response is complete but the client is still sending its request. The rest is read and
+ * discarded, up to LINGER_BYTES or LINGER_MS, so that a body a little over the limit ends
+ * normally: Node's HTTP/2 client does not close a stream reset under its pending writes. Past
+ * either, the stream is ended with RST_STREAM NO_ERROR (RFC 9113 section 8.1): stop sending.
  */
-function stopUnreadRequest(stream: http2.ServerHttp2Stream): void {
-  if (!stream.closed && !stream.destroyed && !stream.state.remoteClose) stream.close(NGHTTP2_NO_ERROR);
+function drainUnreadRequest(stream: http2.ServerHttp2Stream): void {
+  if (stream.closed || stream.destroyed || stream.state.remoteClose) return;
+  let drained = 0;
+  stream.on("data", (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > LINGER_BYTES && !stream.closed) stream.close(NGHTTP2_NO_ERROR);
+  });
+  const timer = setTimeout(() => stream.closed || stream.close(NGHTTP2_NO_ERROR), LINGER_MS).unref();
+  stream.once("close", () => clearTimeout(timer));
 }
 
 /** GOAWAY NO_ERROR: streams already open finish; destroyed if the peer does not close in time. */
