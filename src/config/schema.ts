@@ -43,6 +43,42 @@ export const configSchema = z.strictObject({
       fastPaths: z.boolean().default(true),
       /** Most bytes of a stream's events that one call's record keeps for the journal; past it the record is marked truncated. Default 32 MiB. */
       maxRecordedBytes: z.number().int().positive().default(32 * 1024 * 1024),
+      /**
+       * A new connection's first bytes (request line, HTTP/2 preface, TLS ClientHello) must
+       * arrive within this, and a TLS handshake complete within as long again. Default 10 s.
+       */
+      firstBytesTimeoutMs: z.number().int().positive().default(10_000),
+      /**
+       * An HTTP/1.1 request's headers, and a new HTTP/2 connection's first request, must be
+       * complete within this. Default 20 s (Node's own is 60 s; a real client needs one round trip).
+       */
+      headersTimeoutMs: z.number().int().positive().default(20_000),
+      /**
+       * A whole request, body included, must have arrived within this; the response is not
+       * bounded by it. Default 120 s: an 8 MiB body over a 1 Mbit/s link takes about 70 s.
+       */
+      requestTimeoutMs: z.number().int().positive().default(120_000),
+      /**
+       * An idle HTTP/1.1 keep-alive connection is closed after this. Default 65 s: longer than
+       * a load balancer's usual 60 s idle timeout, so that the balancer closes first and never
+       * sends a request on a connection the gateway is closing.
+       */
+      keepAliveTimeoutMs: z.number().int().positive().default(65_000),
+      /**
+       * An HTTP/2 connection with no open stream is sent GOAWAY after this. Default 5 min:
+       * longer than a balancer's idle timeout, and than the pause between a gRPC channel's calls.
+       */
+      http2IdleTimeoutMs: z.number().int().positive().default(300_000),
+      /** Concurrent streams one HTTP/2 connection may open; more are refused. Default 100 (Envoy's edge setting). */
+      http2MaxConcurrentStreams: z.number().int().positive().max(2 ** 31 - 1).default(100),
+      /** Largest request header block, HTTP/1.1 (431 past it) and HTTP/2 alike. Default 16 KiB (Node's HTTP/1.1 limit). */
+      maxHeaderBytes: z.number().int().min(1024).max(1024 * 1024).default(16 * 1024),
+      /** Open connections at once; past it a new one is closed at once. Default 4096; keep it below the open-file limit. */
+      maxConnections: z.number().int().positive().default(4096),
+    })
+    .refine((server) => server.headersTimeoutMs <= server.requestTimeoutMs, {
+      message: "must not be longer than requestTimeoutMs",
+      path: ["headersTimeoutMs"],
     })
     .prefault({}),
   upstream: z

@@ -165,6 +165,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const listener = createListener({
     handler,
     tls: config.server.tls && { cert: readFileSync(config.server.tls.cert), key: readFileSync(config.server.tls.key) },
+    limits: config.server,
   });
   await new Promise<void>((resolve, reject) => {
     listener.server.once("error", reject);

@@ -1,16 +1,26 @@
-import * as http from "node:http";
-import * as http2 from "node:http2";
+import type * as http from "node:http";
+import type * as http2 from "node:http2";
 import * as net from "node:net";
+import * as tls from "node:tls";
+import { createHttp1Server, type Http1Limits } from "./http1-server.js";
+import { createHttp2Server, type Http2Limits } from "./http2-server.js";
 
 export type NodeHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+/** The connection limits of `server.*` in the configuration (src/config/schema.ts documents each). */
+export interface ConnectionLimits extends Http1Limits, Http2Limits {
+  firstBytesTimeoutMs: number;
+  maxConnections: number;
+}
+
 export interface ListenerOptions {
   handler: NodeHandler;
   /** PEM certificate and key: TLS with ALPN (h2, http/1.1) on the same port. */
   tls?: { cert: string | Buffer; key: string | Buffer };
+  limits: ConnectionLimits;
 }
 
 export interface Listener {
@@ -27,28 +37,29 @@ const TLS_HANDSHAKE = 0x16;
 /**
  * One port for HTTP/1.1, cleartext HTTP/2 with prior knowledge (as gRPC clients use) and,
  * with a certificate, TLS with ALPN. Node's cleartext `http2.createServer({allowHTTP1})`
- * does not serve HTTP/1.1, so the first bytes of each connection choose the server.
+ * does not serve HTTP/1.1, so the first bytes of each connection choose the server; after a
+ * TLS handshake, ALPN chooses between the same two, so that both carry the same limits.
  */
-export function createListener({ handler, tls }: ListenerOptions): Listener {
-  const h1 = http.createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, handler);
-  const h2 = http2.createServer({}, handler);
-  const secure = tls ? http2.createSecureServer({ cert: tls.cert, key: tls.key, allowHTTP1: true }, handler) : undefined;
+export function createListener({ handler, tls: certificate, limits }: ListenerOptions): Listener {
+  const h1 = createHttp1Server(handler, limits);
+  const h2 = createHttp2Server(handler, limits);
+  const secure = certificate && createTlsServer(certificate, limits, (socket) => (socket.alpnProtocol === "h2" ? h2 : h1).emit("connection", socket));
 
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.ServerHttp2Session>();
-  for (const server of [h2, secure]) {
-    server?.on("session", (session: http2.ServerHttp2Session) => {
-      sessions.add(session);
-      session.once("close", () => sessions.delete(session));
-    });
-  }
+  h2.on("session", (session: http2.ServerHttp2Session) => {
+    sessions.add(session);
+    session.once("close", () => sessions.delete(session));
+  });
 
   // TCP_NODELAY as node:http sets it: without it a streamed event waits for the ACK of the headers (~40 ms).
   const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    sniff(socket, (kind) => (kind === "tls" ? secure : kind === "h2" ? h2 : h1)?.emit("connection", socket) ?? socket.destroy());
+    sniff(socket, limits.firstBytesTimeoutMs, (kind) => (kind === "tls" ? secure : kind === "h2" ? h2 : h1)?.emit("connection", socket) ?? socket.destroy());
   });
+  // Past it Node closes each new connection as soon as it is accepted.
+  server.maxConnections = limits.maxConnections;
 
   return {
     server,
@@ -59,12 +70,36 @@ export function createListener({ handler, tls }: ListenerOptions): Listener {
     },
     destroyConnections() {
       for (const socket of sockets) socket.destroy();
+      // Stops the HTTP/1.1 server's timer that checks the header and request deadlines.
+      h1.close();
     },
   };
 }
 
-/** Reads just enough of the first bytes to tell TLS, HTTP/2 prior knowledge and HTTP/1.1 apart. */
-function sniff(socket: net.Socket, route: (kind: "tls" | "h2" | "h1") => void): void {
+/** Terminates TLS (the handshake within firstBytesTimeoutMs) and hands over the decrypted socket. */
+function createTlsServer(
+  certificate: NonNullable<ListenerOptions["tls"]>,
+  limits: ConnectionLimits,
+  route: (socket: tls.TLSSocket) => void,
+): tls.Server {
+  const server = tls.createServer({
+    cert: certificate.cert,
+    key: certificate.key,
+    ALPNProtocols: ["h2", "http/1.1"],
+    handshakeTimeout: limits.firstBytesTimeoutMs,
+  });
+  server.on("secureConnection", route);
+  server.on("tlsClientError", (_error: Error, socket: tls.TLSSocket) => socket.destroy());
+  return server;
+}
+
+/**
+ * Reads just enough of the first bytes to tell TLS, HTTP/2 prior knowledge and HTTP/1.1 apart.
+ * A connection that has not told within `timeoutMs` (silent, or dribbling the HTTP/2 preface)
+ * is closed: no server has it yet, so no other deadline applies.
+ */
+function sniff(socket: net.Socket, timeoutMs: number, route: (kind: "tls" | "h2" | "h1") => void): void {
+  const deadline = setTimeout(() => socket.destroy(), timeoutMs);
   let received: Buffer = Buffer.alloc(0);
   const onData = (chunk: Buffer) => {
     received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
@@ -72,6 +107,7 @@ function sniff(socket: net.Socket, route: (kind: "tls" | "h2" | "h1") => void): 
     if (received[0] === TLS_HANDSHAKE) kind = "tls";
     else if (received.length >= HTTP2_PREFACE.length || !isPrefixOfPreface(received)) kind = isPrefixOfPreface(received) ? "h2" : "h1";
     if (kind === undefined) return; // too few bytes yet to tell
+    clearTimeout(deadline);
     socket.off("data", onData);
     socket.pause();
     socket.unshift(received);
@@ -81,6 +117,7 @@ function sniff(socket: net.Socket, route: (kind: "tls" | "h2" | "h1") => void): 
     if (kind === "h1") socket.resume();
   };
   socket.on("data", onData);
+  socket.once("close", () => clearTimeout(deadline));
   socket.once("error", () => socket.destroy());
 }
 

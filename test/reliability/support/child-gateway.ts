@@ -3,14 +3,16 @@ import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
+import { newApiKey, type NewApiKeyMaterial } from "../../../src/auth/api-keys.js";
 import type { ConfigInput } from "../../../src/config/schema.js";
+import { openStore } from "../../../src/store/open.js";
 
 const bin = join(import.meta.dirname, "../../../bin/passthrough.js");
 
 /** `passthrough serve` in a child process of its own, so that its memory can be measured alone. */
 export interface ChildGateway {
   readonly url: string;
-  /** Headers that authenticate a call: the key its first start created and printed on standard error. */
+  /** Headers that authenticate a call, with the key its store was given before it started. */
   readonly headers: { authorization: string };
   readonly pid: number;
   /** Every line written to standard output (JSON logs) and standard error so far. */
@@ -30,12 +32,17 @@ export interface ChildGateway {
 
 /**
  * Starts the built CLI (`npm run build` must have run, as `npm test` does) with this
- * configuration on an ephemeral port, and resolves once it logs that it listens.
+ * configuration on an ephemeral port, its SQLite store holding `apiKey`, and resolves once it
+ * logs that it listens.
  */
-export async function spawnGateway(config: ConfigInput, env: NodeJS.ProcessEnv = {}): Promise<ChildGateway> {
+export async function spawnGateway(config: ConfigInput, env: NodeJS.ProcessEnv = {}, apiKey: NewApiKeyMaterial = newApiKey()): Promise<ChildGateway> {
   const dir = mkdtempSync(join(tmpdir(), "passthrough-child-"));
   const file = join(dir, "passthrough.yaml");
-  writeFileSync(file, stringify({ ...config, server: { port: 0, ...config.server } }));
+  const database = { url: `sqlite:${join(dir, "passthrough.db")}` };
+  const store = await openStore(database.url);
+  await store.createKey({ id: apiKey.id, digest: apiKey.digest, name: "reliability" });
+  await store.close();
+  writeFileSync(file, stringify({ database, ...config, server: { port: 0, ...config.server } }));
   const child = spawn(process.execPath, [bin, "serve", "--config", file], {
     cwd: dir,
     env: { PATH: process.env.PATH, ...env },
@@ -81,11 +88,9 @@ export async function spawnGateway(config: ConfigInput, env: NodeJS.ProcessEnv =
     const match = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${child.pid}/status`, "utf8"));
     return match === null ? 0 : Number(match[1]) * 1024;
   };
-  const key = stderr.map((line) => /^ptk_\S+$/.exec(line)?.[0]).find((line) => line !== undefined);
-  if (key === undefined) throw new Error("the gateway printed no first key: was its store not new?");
   return {
     url,
-    headers: { authorization: `Bearer ${key}` },
+    headers: { authorization: `Bearer ${apiKey.key.reveal()}` },
     pid: child.pid!,
     stdout,
     stderr,
