@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { ConnectError } from "@connectrpc/connect";
 import { ConfigError, loadConfig } from "../config/load.js";
 import { createLogger } from "../logging/logger.js";
 import type { Secret } from "../config/secret.js";
@@ -33,13 +34,19 @@ export async function main(argv: string[]): Promise<number> {
         return 2;
     }
   } catch (error) {
-    if (error instanceof ConfigError || (error as { code?: string }).code?.startsWith("ERR_PARSE_ARGS")) {
+    const code: unknown = (error as { code?: unknown }).code;
+    if (error instanceof ConfigError || (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))) {
       process.stderr.write(`passthrough: ${(error as Error).message}\n`);
       return 2;
     }
-    const { syscall, code, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
+    const { syscall, address, port } = error as NodeJS.ErrnoException & { address?: string; port?: number };
     if (syscall === "listen") {
-      process.stderr.write(`passthrough: cannot listen on ${address}:${port}: ${code}\n`);
+      process.stderr.write(`passthrough: cannot listen on ${address}:${port}: ${String(code)}\n`);
+      return 1;
+    }
+    // A store that cannot be opened: its description is plain, without SQL or a connection string.
+    if (error instanceof ConnectError) {
+      process.stderr.write(`passthrough: ${error.rawMessage}\n`);
       return 1;
     }
     throw error;

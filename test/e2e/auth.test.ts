@@ -1,4 +1,5 @@
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -121,6 +122,32 @@ describe.each(STREAM_PROTOCOLS)("authentication of PassthroughStream over %s", (
     provider.clear();
     const refused = await callStream(protocol, gateway.url, "local", { model: "m" }, { headers: bearer(keys.onlyOther) });
     expect(refused.code).toBe("permission_denied");
+    expect(provider.requests).toHaveLength(0);
+  });
+});
+
+describe("an anonymous caller", () => {
+  it("announcing a 9 MiB body is refused before it sends a byte of it", async () => {
+    provider.clear();
+    const socket = connect(Number(new URL(gateway.url).port), "127.0.0.1");
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = "";
+      const timer = setTimeout(() => reject(new Error(`no answer before the body: ${text}`)), 3000);
+      socket.on("data", (chunk) => {
+        text += chunk.toString("latin1");
+        const end = text.indexOf("\r\n\r\n");
+        const length = /content-length: (\d+)/i.exec(text);
+        if (end >= 0 && length && text.length >= end + 4 + Number(length[1])) {
+          clearTimeout(timer);
+          resolve(text);
+        }
+      });
+      socket.on("error", reject);
+      socket.write(`POST /api/v1/prompts/passthrough/local/ HTTP/1.1\r\nHost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: ${9 * 1024 * 1024}\r\n\r\n`);
+    });
+    socket.destroy();
+    expect(answer).toMatch(/^HTTP\/1.1 401 /);
+    expect(answer).toMatch(/www-authenticate: Bearer realm="passthrough"/i);
     expect(provider.requests).toHaveLength(0);
   });
 });

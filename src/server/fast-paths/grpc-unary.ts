@@ -79,11 +79,18 @@ export function createGrpcUnaryDoor(options: GrpcUnaryOptions): CallDoor {
       if (refusal !== undefined) throw refusal;
       if (compression.error) throw compression.error;
       if (timeout.error) throw timeout.error;
-      const envelope = await envelopeDecompress(await readOneEnvelope(req, opt.readMaxBytes), compression.request, opt.readMaxBytes);
+      let envelope = await readOneEnvelope(req, opt.readMaxBytes);
+      // Most calls are uncompressed both ways: connect's async steps only when they have work to do.
+      if (envelope.flags & 1) envelope = await envelopeDecompress(envelope, compression.request, opt.readMaxBytes);
       const input = decodeInput(inputCodec, envelope.data);
       const output = await invokeUnaryImplementation(spec, context, input, opt.interceptors);
-      const answer = await envelopeCompress({ flags: 0, data: outputCodec.encode(output) }, compression.response, opt.compressMinBytes);
-      body = encodeEnvelope(answer.flags, answer.data);
+      const data = outputCodec.encode(output);
+      if (compression.response !== null && data.byteLength >= opt.compressMinBytes) {
+        const answer = await envelopeCompress({ flags: 0, data }, compression.response, opt.compressMinBytes);
+        body = encodeEnvelope(answer.flags, answer.data);
+      } else {
+        body = encodeEnvelope(0, data);
+      }
       trailer.set("grpc-status", grpcStatusOk);
       record?.answered({ code: 0, status: 200 });
     } catch (e) {
