@@ -6,6 +6,7 @@ import {
   type HandlerContext,
 } from "@connectrpc/connect";
 import type { DescMethod } from "@bufbuild/protobuf";
+import { kCallRecord, type CallRecord } from "../call/record.js";
 import { requestHeaders, requestUrl, type NodeRequest } from "./request.js";
 import type { NodeResponse } from "./response.js";
 
@@ -86,13 +87,18 @@ export interface NodeCall {
 // One shared reason: a DOMException per call would cost its stack trace.
 const callComplete = new DOMException("The call is complete.", "AbortError");
 
-/** Starts a call for a Node.js request: its signal also aborts (CANCELED) when the caller goes away. */
+/**
+ * Starts a call for a Node.js request, with the call's record (its request headers, and in the
+ * context values for interceptors and handlers): its signal also aborts (CANCELED) when the caller goes away.
+ */
 export function startNodeCall(
   req: NodeRequest,
   res: NodeResponse,
-  init: Omit<CallContextInit, "url" | "requestHeader"> & { requestHeader?: Headers },
+  init: Omit<CallContextInit, "url" | "requestHeader" | "contextValues"> & { record?: CallRecord },
 ): NodeCall {
-  const context = createCallContext({ ...init, url: requestUrl(req), requestHeader: init.requestHeader ?? requestHeaders(req) });
+  const contextValues = createContextValues();
+  if (init.record !== undefined) contextValues.set(kCallRecord, init.record);
+  const context = createCallContext({ ...init, url: requestUrl(req), requestHeader: init.record?.requestHeader ?? requestHeaders(req), contextValues });
   let gone = false;
   res.once("close", () => {
     // Not writableFinished: Node's Http2ServerResponse reports it true once the stream closed, answered or not.

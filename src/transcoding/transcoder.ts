@@ -4,7 +4,7 @@ import { createRegistry, type DescMethod, type DescService } from "@bufbuild/pro
 import {
   Code,
   ConnectError,
-  createContextValues,
+
   createServiceImplSpec,
   type ContextValues,
   type Interceptor,
@@ -12,7 +12,7 @@ import {
   type ServiceImpl,
 } from "@connectrpc/connect";
 import type { CallDoor, DoorMatch } from "../call/entry.js";
-import { kCallRecord, type CallRecord } from "../call/record.js";
+import type { CallRecord } from "../call/record.js";
 import { invokeUnaryImplementation } from "../connect-internals.js";
 import { writeJsonError, type ErrorResponse, type WriteError } from "./error-response.js";
 import { NodeHttpExchange } from "./exchange.js";
@@ -88,18 +88,16 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
 
   async function serve(route: Route<RouteTarget>, values: string[], req: NodeRequest, res: NodeResponse, path: string, query: string, record?: CallRecord, refusal?: ConnectError) {
     const { spec, plan, serialize } = route.target;
-    const contextValues = createContextValues();
-    if (record !== undefined) contextValues.set(kCallRecord, record);
     const call = startNodeCall(req, res, {
       method: spec.method,
       protocolName: restProtocolName,
       requestMethod: route.httpMethod,
       timeoutMs: opt.maxTimeoutMs,
       shutdownSignal: opt.shutdownSignal,
-      requestHeader: record?.requestHeader,
-      contextValues,
+      record,
     });
     const { context } = call;
+    const contextValues = context.values;
     let exchange: NodeHttpExchange | undefined;
     try {
       if (refusal !== undefined) throw refusal;

@@ -1,8 +1,8 @@
 import type { DescMessage } from "@bufbuild/protobuf";
-import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { CallDoor } from "../../call/entry.js";
-import { kCallRecord, type CallRecord } from "../../call/record.js";
+import type { CallRecord } from "../../call/record.js";
 import {
   codeToHttpStatus,
   compressionNegotiate,
@@ -61,16 +61,13 @@ export function createConnectUnaryDoor(options: ConnectUnaryOptions): CallDoor {
 
   async function serve({ spec, serialization }: UnaryMethod, binary: boolean, req: NodeRequest, res: NodeResponse, record?: CallRecord, refusal?: ConnectError) {
     const timeout = parseConnectTimeout(headerValue(req.headers["connect-timeout-ms"]), opt.maxTimeoutMs);
-    const contextValues = createContextValues();
-    if (record !== undefined) contextValues.set(kCallRecord, record);
     const call = startNodeCall(req, res, {
       method: spec.method,
       protocolName: "connect",
       requestMethod: "POST",
       timeoutMs: timeout.timeoutMs,
       shutdownSignal: opt.shutdownSignal,
-      requestHeader: record?.requestHeader,
-      contextValues,
+      record,
     });
     const { context } = call;
     context.responseHeader.set("content-type", binary ? contentTypeUnaryProto : contentTypeUnaryJson);

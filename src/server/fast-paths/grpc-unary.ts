@@ -1,8 +1,8 @@
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { Code, ConnectError, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { CallDoor } from "../../call/entry.js";
-import { kCallRecord, type CallRecord } from "../../call/record.js";
+import type { CallRecord } from "../../call/record.js";
 import {
   compressionNegotiate,
   encodeEnvelope,
@@ -54,16 +54,13 @@ export function createGrpcUnaryDoor(options: GrpcUnaryOptions): CallDoor {
 
   async function serve({ spec, input: inputCodec, output: outputCodec }: UnaryMethod, req: Http2ServerRequest, res: Http2ServerResponse, record?: CallRecord, refusal?: ConnectError) {
     const timeout = parseGrpcTimeout(headerValue(req.headers["grpc-timeout"]), opt.maxTimeoutMs);
-    const contextValues = createContextValues();
-    if (record !== undefined) contextValues.set(kCallRecord, record);
     const call = startNodeCall(req, res, {
       method: spec.method,
       protocolName: "grpc",
       requestMethod: "POST",
       timeoutMs: timeout.timeoutMs,
       shutdownSignal: opt.shutdownSignal,
-      requestHeader: record?.requestHeader,
-      contextValues,
+      record,
     });
     const { context } = call;
     const compression = compressionNegotiate(
