@@ -5,7 +5,7 @@ import { authenticate, refusalError, wwwAuthenticate, type Credential, type Cred
 /**
  * The shared contract test of src/auth/verifier.ts: every CredentialVerifier runs it with a
  * factory and one sample credential per outcome. A verifier that cannot produce an outcome
- * (a Google ID token cannot be revoked) passes undefined for it, and that case is reported skipped.
+ * (a Google ID token cannot be revoked) passes undefined for it, and that case gets no test.
  */
 
 export interface VerifierSamples {
@@ -79,25 +79,26 @@ export function runVerifierContract({ name, newVerifier, credentials, expectedPr
 
     for (const reason of refusalReasons) {
       const credential = credentials[reason];
+      // A case this verifier cannot produce (a Google ID token is never revoked) has no test.
+      if (credential === undefined) continue;
       const article = reason === "revoked" || reason === "malformed" ? "a" : "an";
-      const title = credential === undefined ? `refuses ${article} ${reason} credential: not produced by this verifier` : `refuses ${article} ${reason} credential as ${reason}, echoing none of it`;
-      it.skipIf(credential === undefined)(title, async () => {
+      it(`refuses ${article} ${reason} credential as ${reason}, echoing none of it`, async () => {
         const verifier = await newVerifier();
-        const verification = await verifier.verify(credential!);
+        const verification = await verifier.verify(credential);
         expect(verification.principal).toBeUndefined();
         expect(verification.refusal?.reason).toBe(reason);
         expect(verification.refusal!.detail.length).toBeGreaterThan(0);
-        expectNoEcho(verification.refusal!.detail, credential!);
-        expectNoEcho(wwwAuthenticate(verification.refusal!), credential!);
+        expectNoEcho(verification.refusal!.detail, credential);
+        expectNoEcho(wwwAuthenticate(verification.refusal!), credential);
 
-        const error = await authenticate([verifier], header(credential!)).then(() => undefined, (thrown: unknown) => thrown);
+        const error = await authenticate([verifier], header(credential)).then(() => undefined, (thrown: unknown) => thrown);
         expect(error).toBeInstanceOf(ConnectError);
         const connectError = error as ConnectError;
         expect(connectError.code).toBe(Code.Unauthenticated);
         expect(connectError.rawMessage).toBe(refusalError(verification.refusal!).rawMessage);
         expect(connectError.rawMessage.startsWith(`${reason} credential: `)).toBe(true);
         expect(connectError.metadata.get("www-authenticate")).toContain('error="invalid_token"');
-        expectNoEcho(connectError.message, credential!);
+        expectNoEcho(connectError.message, credential);
       });
     }
   });
