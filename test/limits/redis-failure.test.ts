@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Redis } from "ioredis";
 import type { LimitsLogger } from "../../src/limits/rate-limiter.js";
 import { createRedisRateLimiter, type RedisRateLimiter } from "../../src/limits/redis.js";
-import { REDIS_REQUIRED, REDIS_TEST_URL, assertRedis, deleteKeys, inspector, redisReachable, testKeyPrefix } from "./support/redis.js";
+import { REDIS_TEST_URL, assertRedis, deleteKeys, inspector, redisReachable, testKeyPrefix } from "./support/redis.js";
 import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.js";
 
 const reachable = await redisReachable();
@@ -57,7 +57,7 @@ describe("the Redis limiter when Redis is unreachable", () => {
   });
 });
 
-describe.skipIf(!reachable && !REDIS_REQUIRED)("the Redis limiter when Redis goes away and comes back", () => {
+describe("the Redis limiter when Redis goes away and comes back", () => {
   let client: Redis;
   let proxy: TcpProxy;
   let limiter: RedisRateLimiter;

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Redis } from "ioredis";
 import { createRedisRateLimiter, type RedisRateLimiter } from "../../src/limits/redis.js";
 import { runRateLimiterContract } from "./rate-limiter-contract.js";
-import { REDIS_REQUIRED, REDIS_TEST_URL, assertRedis, deleteKeys, inspector, redisReachable, testKeyPrefix } from "./support/redis.js";
+import { REDIS_TEST_URL, assertRedis, deleteKeys, inspector, redisReachable, testKeyPrefix } from "./support/redis.js";
 
 const reachable = await redisReachable();
 const keyPrefix = testKeyPrefix();
@@ -14,7 +14,7 @@ async function connectedLimiter(now?: () => number): Promise<RedisRateLimiter> {
   return limiter;
 }
 
-describe.skipIf(!reachable && !REDIS_REQUIRED)("the Redis limiter", () => {
+describe("the Redis limiter", () => {
   let client: Redis;
   beforeAll(async () => {
     assertRedis(reachable);
