@@ -140,17 +140,58 @@ export const configSchema = z.strictObject({
       redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, "a redis:// or rediss:// URL").optional(),
     })
     .prefault({}),
+  journal: z
+    .strictObject({
+      /** Entries older than this many days are deleted in the background, in small batches. Default: kept forever. */
+      retentionDays: z.number().positive().optional(),
+      /** Entries held in memory waiting for the database; past it they go to the spool file. Default 10,000. */
+      queueSize: z.number().int().positive().default(10_000),
+      /** Most entries written in one transaction. Default 200. */
+      batchSize: z.number().int().positive().default(200),
+      /** The folder of the spool files (entries the database could not take yet). Default `./data/journal-spool`. */
+      spoolDir: z.string().min(1).default("./data/journal-spool"),
+    })
+    .prefault({}),
   signals: z
     .strictObject({
+      /** Put request and response bodies in `data`. Default on. */
       includeBodies: z.boolean().default(true),
+      /** Events each sink may hold waiting for delivery; past it new events are dropped and counted. Default 10,000. */
+      queueSize: z.number().int().positive().default(10_000),
+      /** Most events in one delivery. Default 100. */
+      batchSize: z.number().int().positive().default(100),
+      /** How long shutdown waits for the sinks to deliver what they hold. Default 5 s. */
+      flushTimeoutMs: z.number().int().positive().default(5000),
       sinks: z
         .array(
           z.discriminatedUnion("type", [
-            z.strictObject({ type: z.literal("log"), path: z.string().optional() }),
-            z.strictObject({ type: z.literal("webhook"), url: z.url(), secret: z.string().min(1) }),
-            z.strictObject({ type: z.literal("nats"), url: z.string().min(1), subject: z.string().min(1) }),
-            z.strictObject({ type: z.literal("redis"), url: z.string().min(1), stream: z.string().min(1) }),
-            z.strictObject({ type: z.literal("module"), path: z.string().min(1) }),
+            z.strictObject({ type: z.literal("log"), path: z.string().min(1).optional() }),
+            z.strictObject({
+              type: z.literal("webhook"),
+              url: z.url({ protocol: /^https?$/ }),
+              /** Signs every batch: `x-passthrough-signature` and Standard Webhooks (a `whsec_` base64 secret is used as its bytes). */
+              secret: z.string().min(1),
+              /** One delivery's bound. Default 10 s. */
+              timeoutMs: z.number().int().positive().default(10_000),
+            }),
+            z.strictObject({
+              type: z.literal("nats"),
+              url: z.string().regex(/^(nats|tls):\/\/[^\s/]+$/, "a nats://host:port URL"),
+              subject: z.string().regex(/^[^\s*>]+$/, "a subject without spaces or wildcards"),
+            }),
+            z.strictObject({
+              type: z.literal("redis"),
+              url: z.string().regex(/^rediss?:\/\/\S+$/, "a redis:// or rediss:// URL"),
+              stream: z.string().min(1),
+              /** XADD's approximate MAXLEN. Default 100,000. */
+              maxLen: z.number().int().positive().default(100_000),
+            }),
+            z.strictObject({
+              type: z.literal("module"),
+              /** A module whose default export (or `createSink`) is a SinkFactory; relative to the working directory. */
+              path: z.string().min(1),
+              options: z.record(z.string(), z.unknown()).default({}),
+            }),
           ]),
         )
         .default([{ type: "log" }]),
@@ -167,4 +208,5 @@ export const configSchema = z.strictObject({
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;
+export type SinkConfig = Config["signals"]["sinks"][number];
 export type ProviderConfig = z.output<typeof providerSchema>;

@@ -1,0 +1,56 @@
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { Protocol } from "../call/protocol.js";
+import type { Logger } from "../logging/logger.js";
+
+/** The five lifecycle signals of the seed (SPEC section 6), in the order a successful call emits them. */
+export type SignalName = "chat_started" | "chat_completion_request" | "chat_completion_response" | "chat_response_failure" | "chat_finished";
+
+/** One event as every sink delivers it: plain JSON, no secret. */
+export interface SignalEvent {
+  readonly signal: SignalName;
+  /** Unique per event: the key for de-duplication (at-least-once delivery). */
+  readonly id: string;
+  /** Shared by one call's events. */
+  readonly request_id: string;
+  readonly journal_key: string;
+  /** RFC 3339. */
+  readonly time: string;
+  /** The normalized provider name; null when the call failed before one was known. */
+  readonly provider: string | null;
+  readonly protocol: Protocol;
+  /** Key id or token subject; null when authentication is off. */
+  readonly principal: string | null;
+  /** The instance that emitted it (CloudEvents `source`). */
+  readonly source: string;
+  readonly data: JsonObject;
+}
+
+/**
+ * Where signals go (SPEC section 6): one small interface, implemented by the built-in sinks in
+ * `sinks/` and by a custom module. The dispatcher (dispatcher.ts) calls `deliver` with one batch
+ * at a time, never two at once, and retries a batch that failed with backoff; a sink itself
+ * neither queues nor retries. Implementations run test/signals/sink.contract.ts.
+ */
+export interface SignalSink {
+  /** Names the sink in logs, metrics and readiness, e.g. `webhook`, `nats`. */
+  readonly name: string;
+  /**
+   * Delivers the batch, in order. Resolves once every event is accepted by the other side;
+   * rejects (any error) to have the whole batch retried. Stops early when `signal` aborts.
+   * Connects lazily: a sink that cannot reach its server at start just fails its first batches.
+   */
+  deliver(events: readonly SignalEvent[], signal: AbortSignal): Promise<void>;
+  /** Releases connections; called once, after the last delivery. */
+  close(): Promise<void>;
+}
+
+/** What every sink factory is given besides its own configuration. */
+export interface SinkContext {
+  readonly logger: Logger;
+}
+
+/**
+ * A custom sink's module (`{ type: module, path }`): its default export (or `createSink`) is a
+ * factory called with the sink's `options` from the config and the context.
+ */
+export type SinkFactory<Options = Record<string, unknown>> = (options: Options, context: SinkContext) => SignalSink | Promise<SignalSink>;
