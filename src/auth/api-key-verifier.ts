@@ -1,6 +1,7 @@
+import type { ApiKey } from "../store/store.js";
 import { digestSecret, matchDigest, parseApiKey } from "./api-keys.js";
 import type { KeyCache } from "./key-cache.js";
-import { refuse, type CredentialVerifier } from "./verifier.js";
+import { refuse, type CredentialVerifier, type Verification } from "./verifier.js";
 
 /**
  * API keys issued by `passthrough keys create`, looked up by id through the key cache. The
@@ -11,25 +12,31 @@ export function createApiKeyVerifier({ cache }: { cache: KeyCache }): Credential
   return {
     kind: "api-key",
     accepts: (credential) => credential.format === "api-key",
-    async verify(credential) {
+    verify(credential) {
       const parsed = parseApiKey(credential.value);
       if (!parsed.ok) return refuse("malformed", "an API key has the form ptk_<id>_<secret>");
-      const key = await cache.get(parsed.id);
-      const now = new Date();
-      if (key === undefined || matchDigest(key, digestSecret(parsed.secret), now) === undefined) return refuse("unknown", "no such API key");
-      if (key.revokedAt !== null && key.revokedAt <= now) return refuse("revoked", "this API key was revoked");
-      if (key.expiresAt !== null && key.expiresAt <= now) return refuse("expired", "this API key has expired");
-      cache.used(key.id, now);
-      return {
-        principal: {
-          kind: "key",
-          id: key.id,
-          name: key.name,
-          allowedProviders: key.allowedProviders,
-          admin: key.admin,
-          limits: { requestsPerMinute: key.requestsPerMinute ?? undefined, tokensPerMinute: key.tokensPerMinute ?? undefined },
-        },
-      };
+      const digest = digestSecret(parsed.secret);
+      const key = cache.get(parsed.id);
+      // A cached key is decided synchronously: no promise on the call path.
+      return key instanceof Promise ? key.then((found) => decide(found, digest)) : decide(key, digest);
     },
   };
+
+  function decide(key: ApiKey | undefined, digest: string): Verification {
+    const now = new Date();
+    if (key === undefined || matchDigest(key, digest, now) === undefined) return refuse("unknown", "no such API key");
+    if (key.revokedAt !== null && key.revokedAt <= now) return refuse("revoked", "this API key was revoked");
+    if (key.expiresAt !== null && key.expiresAt <= now) return refuse("expired", "this API key has expired");
+    cache.used(key.id, now);
+    return {
+      principal: {
+        kind: "key",
+        id: key.id,
+        name: key.name,
+        allowedProviders: key.allowedProviders,
+        admin: key.admin,
+        limits: { requestsPerMinute: key.requestsPerMinute ?? undefined, tokensPerMinute: key.tokensPerMinute ?? undefined },
+      },
+    };
+  }
 }

@@ -12,10 +12,11 @@ export interface KeyCacheOptions {
 
 export interface KeyCache {
   /**
-   * The key with this id, or undefined when there is none: from memory while what the cache
-   * knows of it is younger than the TTL, else from the store (one read however many callers wait).
+   * The key with this id, or undefined when there is none: from memory, synchronously, while
+   * what the cache knows of it is younger than the TTL, else a promise of the store's answer
+   * (one read however many callers wait).
    */
-  get(id: string): Promise<ApiKey | undefined>;
+  get(id: string): ApiKey | undefined | Promise<ApiKey | undefined>;
   /** Notes a use; `last_used_at` is written at most once a minute per key, in batches, off the call path. */
   used(id: string, at: Date): void;
   /** Stops polling and writes the pending last-used times. */
@@ -107,7 +108,7 @@ export function createKeyCache({ store, ttlMs, maxKeys = 100_000, onError = () =
   return {
     get(id) {
       const entry = entries.get(id);
-      if (entry !== undefined && Date.now() - entry.knownAt < ttlMs) return Promise.resolve(entry.key);
+      if (entry !== undefined && Date.now() - entry.knownAt < ttlMs) return entry.key;
       return read(id);
     },
     used(id, at) {

@@ -62,10 +62,11 @@ export interface CredentialVerifier {
   /** Whether this verifier decides for the credential (by its format); the first verifier that accepts decides. */
   accepts(credential: Credential): boolean;
   /**
-   * Resolves with a principal or a refusal for anything about the credential itself; rejects,
-   * with a ConnectError (UNAVAILABLE), only when it cannot decide: its store or certificates are out of reach.
+   * A principal or a refusal for anything about the credential itself, synchronously when the
+   * verifier knows at once (a cached key), else as a promise; fails, with a ConnectError
+   * (UNAVAILABLE), only when it cannot decide: its store or certificates are out of reach.
    */
-  verify(credential: Credential): Promise<Verification>;
+  verify(credential: Credential): Verification | Promise<Verification>;
 }
 
 /** A refusal as a Verification, for verifiers to return. */
@@ -117,15 +118,20 @@ const formatNames: Record<CredentialFormat, string> = { "api-key": "API keys", "
 
 /**
  * Authenticates a call from its `authorization` header alone: parse, route to the first
- * verifier that accepts the credential, verify. Throws the refusal's ConnectError.
+ * verifier that accepts the credential, verify. Throws (or rejects with) the refusal's
+ * ConnectError; synchronous when the verifier is, so that a cached key costs no promise.
  */
-export async function authenticate(verifiers: readonly CredentialVerifier[], authorization: string | null | undefined): Promise<AuthPrincipal> {
+export function authenticate(verifiers: readonly CredentialVerifier[], authorization: string | null | undefined): AuthPrincipal | Promise<AuthPrincipal> {
   const parsed = parseAuthorization(authorization);
   if (parsed.refusal) throw refusalError(parsed.refusal);
   const { credential } = parsed;
   const verifier = verifiers.find((candidate) => candidate.accepts(credential));
   if (!verifier) throw refusalError({ reason: "unknown", detail: `this gateway accepts no ${formatNames[credential.format]}` });
-  const verification = await verifier.verify(credential);
+  const verification = verifier.verify(credential);
+  return verification instanceof Promise ? verification.then(principalOf) : principalOf(verification);
+}
+
+function principalOf(verification: Verification): AuthPrincipal {
   if (verification.refusal) throw refusalError(verification.refusal);
   return verification.principal;
 }

@@ -33,21 +33,31 @@ export interface Authentication {
 export function createAuthInterceptor({ verifiers, limiter, limits, logger }: AuthOptions): Authentication {
   const principals = new WeakMap<CallRecord, AuthPrincipal>();
 
-  const headerCheck: HeaderCheck = async (call) => {
+  const refused = (call: CallRecord, error: unknown): never => {
+    const refusal = ConnectError.from(error);
+    logger.info({ procedure: call.procedure, protocol: call.protocol, principal: call.principal?.id, code: Code[refusal.code], error: refusal.rawMessage }, "call refused");
+    throw refusal;
+  };
+  const admit = (call: CallRecord, principal: AuthPrincipal): void | Promise<void> => {
+    principals.set(call, principal);
+    call.principal = { kind: principal.kind, id: principal.id };
+    const own = effectiveLimits(principal.limits, limits);
+    if (own.requestsPerMinute === undefined && own.tokensPerMinute === undefined) return;
+    return limiter.admit(principal.id, own).then((admission) => {
+      if (!admission.allowed) throw rateLimitedError(admission);
+    });
+  };
+
+  // Synchronous for a cached key without limits, the common case: no promise on the call path.
+  const headerCheck: HeaderCheck = (call) => {
+    let admitted: void | Promise<void>;
     try {
-      const principal = await authenticate(verifiers, call.requestHeader.get("authorization"));
-      principals.set(call, principal);
-      call.principal = { kind: principal.kind, id: principal.id };
-      const own = effectiveLimits(principal.limits, limits);
-      if (own.requestsPerMinute !== undefined || own.tokensPerMinute !== undefined) {
-        const admission = await limiter.admit(principal.id, own);
-        if (!admission.allowed) throw rateLimitedError(admission);
-      }
+      const principal = authenticate(verifiers, call.requestHeader.get("authorization"));
+      admitted = principal instanceof Promise ? principal.then((verified) => admit(call, verified)) : admit(call, principal);
     } catch (error) {
-      const refusal = ConnectError.from(error);
-      logger.info({ procedure: call.procedure, protocol: call.protocol, principal: call.principal?.id, code: Code[refusal.code], error: refusal.rawMessage }, "call refused");
-      throw refusal;
+      return refused(call, error);
     }
+    return admitted instanceof Promise ? admitted.catch((error: unknown) => refused(call, error)) : undefined;
   };
 
   const interceptor: Interceptor = (next) => async (req) => {

@@ -32,13 +32,16 @@ export interface VerifierContract {
 
 const refusalReasons = ["expired", "unknown", "revoked", "malformed"] as const satisfies readonly RefusalReason[];
 
-/** The credential and its long pieces: none of them may appear in what a caller or a log sees. */
-function secretFragments(credential: Credential): string[] {
-  return [credential.value, ...credential.value.split(/[._]/).filter((piece) => piece.length >= 8)];
+/**
+ * The credential and its long pieces: none of them may appear in what a caller or a log sees,
+ * except `publicId`, the principal's id, which a credential may carry (an API key's lookup id).
+ */
+function secretFragments(credential: Credential, publicId?: string): string[] {
+  return [credential.value, ...credential.value.split(/[._]/).filter((piece) => piece.length >= 8 && piece !== publicId)];
 }
 
-function expectNoEcho(text: string, credential: Credential): void {
-  for (const fragment of secretFragments(credential)) expect(text).not.toContain(fragment);
+function expectNoEcho(text: string, credential: Credential, publicId?: string): void {
+  for (const fragment of secretFragments(credential, publicId)) expect(text).not.toContain(fragment);
 }
 
 const header = (credential: Credential) => `${credential.scheme === "token" ? "Token" : "Bearer"} ${credential.value}`;
@@ -66,7 +69,7 @@ export function runVerifierContract({ name, newVerifier, credentials, expectedPr
       expect(principal.allowedProviders === null || Array.isArray(principal.allowedProviders)).toBe(true);
       expect(typeof principal.admin).toBe("boolean");
       expect(principal.limits === undefined || typeof principal.limits === "object").toBe(true);
-      expectNoEcho(JSON.stringify(principal), credentials.valid);
+      expectNoEcho(JSON.stringify(principal), credentials.valid, expectedPrincipal.id);
     });
 
     it("gives the same principal every time, and through authenticate()", async () => {
@@ -74,7 +77,7 @@ export function runVerifierContract({ name, newVerifier, credentials, expectedPr
       const first = await verifier.verify(credentials.valid);
       const again = await verifier.verify(credentials.valid);
       expect(again).toEqual(first);
-      await expect(authenticate([verifier], header(credentials.valid))).resolves.toEqual(first.principal);
+      expect(await authenticate([verifier], header(credentials.valid))).toEqual(first.principal);
     });
 
     for (const reason of refusalReasons) {
@@ -91,7 +94,9 @@ export function runVerifierContract({ name, newVerifier, credentials, expectedPr
         expectNoEcho(verification.refusal!.detail, credential);
         expectNoEcho(wwwAuthenticate(verification.refusal!), credential);
 
-        const error = await authenticate([verifier], header(credential)).then(() => undefined, (thrown: unknown) => thrown);
+        const error = await Promise.resolve()
+          .then(() => authenticate([verifier], header(credential)))
+          .then(() => undefined, (thrown: unknown) => thrown);
         expect(error).toBeInstanceOf(ConnectError);
         const connectError = error as ConnectError;
         expect(connectError.code).toBe(Code.Unauthenticated);

@@ -1,0 +1,84 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createApiKeyVerifier } from "../../src/auth/api-key-verifier.js";
+import { newApiKey } from "../../src/auth/api-keys.js";
+import { createKeyCache, type KeyCache } from "../../src/auth/key-cache.js";
+import type { Credential } from "../../src/auth/verifier.js";
+import { openStore } from "../../src/store/open.js";
+import type { Store } from "../../src/store/store.js";
+import { runVerifierContract } from "./verifier.contract.js";
+
+const dir = mkdtempSync(path.join(tmpdir(), "passthrough-api-key-verifier-"));
+const store: Store = await openStore(`sqlite:${path.join(dir, "keys.db")}`);
+const caches: KeyCache[] = [];
+afterAll(async () => {
+  for (const cache of caches) await cache.close();
+  await store.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const apiKey = (value: string): Credential => ({ scheme: "bearer", format: "api-key", value });
+
+async function issued(options: { expiresAt?: Date } = {}) {
+  const material = newApiKey();
+  await store.createKey({ id: material.id, digest: material.digest, name: "contract", expiresAt: options.expiresAt ?? null });
+  return material;
+}
+
+const valid = await issued();
+const expired = await issued({ expiresAt: new Date(Date.now() - 1000) });
+const revoked = await issued();
+await store.revokeKey(revoked.id);
+const unknown = newApiKey();
+
+function newCache(ttlMs = 5000): KeyCache {
+  const cache = createKeyCache({ store, ttlMs });
+  caches.push(cache);
+  return cache;
+}
+
+runVerifierContract({
+  name: "API keys (SQLite store)",
+  newVerifier: () => createApiKeyVerifier({ cache: newCache() }),
+  credentials: {
+    valid: apiKey(valid.key.reveal()),
+    expired: apiKey(expired.key.reveal()),
+    unknown: apiKey(unknown.key.reveal()),
+    revoked: apiKey(revoked.key.reveal()),
+    malformed: apiKey("ptk_notakey"),
+    foreign: { scheme: "bearer", format: "id-token", value: "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiIxIn0.c2ln" },
+  },
+  expectedPrincipal: { kind: "key", id: valid.id },
+});
+
+describe("API key verifier over the key cache", () => {
+  it("reads a key from the store once, then decides synchronously while the cache holds it", async () => {
+    const verifier = createApiKeyVerifier({ cache: newCache() });
+    const credential = apiKey(valid.key.reveal());
+    const first = verifier.verify(credential);
+    expect(first).toBeInstanceOf(Promise);
+    expect((await first).principal?.id).toBe(valid.id);
+    const again = verifier.verify(credential);
+    expect(again).not.toBeInstanceOf(Promise);
+    expect((again as Awaited<typeof first>).principal?.id).toBe(valid.id);
+  });
+
+  it("refuses a key with the right id and a wrong secret as unknown, from the cache too", async () => {
+    const verifier = createApiKeyVerifier({ cache: newCache() });
+    await verifier.verify(apiKey(valid.key.reveal()));
+    const forged = `ptk_${valid.id}_${unknown.key.reveal().slice(`ptk_${unknown.id}_`.length)}`;
+    expect((await verifier.verify(apiKey(forged))).refusal?.reason).toBe("unknown");
+  });
+
+  it("asks the store again once the entry is older than the TTL, and sees a revocation", async () => {
+    const key = await issued();
+    const verifier = createApiKeyVerifier({ cache: newCache(50) });
+    const credential = apiKey(key.key.reveal());
+    expect((await verifier.verify(credential)).principal?.id).toBe(key.id);
+    await store.revokeKey(key.id);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect((await verifier.verify(credential)).refusal?.reason).toBe("revoked");
+  });
+});
