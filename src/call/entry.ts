@@ -57,10 +57,14 @@ export function createEntry({ doors, tracker, headerStage, services }: EntryOpti
     res.setHeader(JOURNAL_KEY_HEADER, call.journalKey);
     // 'close' comes once per response, answered or not; writableEnded says whether it was answered in full.
     res.once("close", () => call.end(res.writableEnded));
-    const refusal = headerStage(call);
     const door = match;
-    if (refusal instanceof Promise) void refusal.then((error) => door.serve(call, error));
-    else door.serve(call, refusal);
+    const serve = (refusal: ConnectError | undefined) => {
+      if (refusal !== undefined) call.refuse();
+      door.serve(call, refusal);
+    };
+    const refusal = headerStage(call);
+    if (refusal instanceof Promise) void refusal.then(serve);
+    else serve(refusal);
     return true;
   };
 }

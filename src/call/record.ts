@@ -67,13 +67,24 @@ export interface CallRecord {
   readonly outcome: CallOutcome | undefined;
   readonly durationMs: number | undefined;
   readonly ended: boolean;
+  /**
+   * False when the header stage refused the call (authentication, a rate limit): such calls
+   * are counted and logged, but neither journaled nor signalled (SPEC section 6).
+   */
+  readonly admitted: boolean;
+  /** True once the provider was sent the request (the first attempt). */
+  readonly upstreamStarted: boolean;
   /** Records how the caller is answered; a later outcome (a stream that broke) replaces an earlier one. */
   answered(outcome: CallOutcome): void;
   /** Appends one relayed stream event; past the byte budget events are counted out (`truncated`). */
   relayed(event: JsonObject | Uint8Array, bytes: number): void;
+  /** Notes that the provider is about to be called; tells the tracker's upstream listeners once. */
+  startingUpstream(): void;
 }
 
 export type CallEndListener = (call: CallRecord) => void;
+/** Told of a call's milestones: the provider called (`onUpstreamStart`), the call ended (`onCallEnd`). */
+export type CallListener = CallEndListener;
 
 /** The context value through which interceptors and handlers reach the call's record. */
 export const kCallRecord: ContextKey<CallRecord | undefined> = createContextKey<CallRecord | undefined>(undefined, {
@@ -87,10 +98,18 @@ export interface CallStart {
   requestHeader: Headers;
 }
 
+/** A record as its entry holds it: it alone says whether the header stage refused it, and when it ends. */
+export interface TrackedCall extends CallRecord {
+  refuse(): void;
+  end(completed: boolean): void;
+}
+
 export interface CallTracker {
-  start(init: CallStart): CallRecord & { end(completed: boolean): void };
+  start(init: CallStart): TrackedCall;
   /** Called once for every call when it ends; a listener that throws is reported, not propagated. */
-  onCallEnd(listener: CallEndListener): void;
+  onCallEnd(listener: CallListener): void;
+  /** Called once for a call when the provider is first sent its request, synchronously, before it is sent. */
+  onUpstreamStart(listener: CallListener): void;
 }
 
 export interface CallTrackerOptions {
@@ -102,18 +121,26 @@ export interface CallTrackerOptions {
 
 /** Creates records and tells the listeners of each one's end. */
 export function createCallTracker({ maxRecordedBytes, onListenerError }: CallTrackerOptions): CallTracker {
-  const listeners: CallEndListener[] = [];
+  const listeners: Listeners = { end: [], upstream: [] };
   return {
     start: (init) => new Call(init, maxRecordedBytes, listeners, onListenerError),
     onCallEnd(listener) {
-      listeners.push(listener);
+      listeners.end.push(listener);
+    },
+    onUpstreamStart(listener) {
+      listeners.upstream.push(listener);
     },
   };
 }
 
 const cancelled: CallOutcome = { code: Code.Canceled, status: 499, message: "the caller went away before the answer was complete" };
 
-class Call implements CallRecord {
+interface Listeners {
+  readonly end: CallListener[];
+  readonly upstream: CallListener[];
+}
+
+class Call implements TrackedCall {
   readonly journalKey = newJournalKey();
   readonly requestId = randomUUID();
   readonly startedAt = Date.now();
@@ -131,13 +158,15 @@ class Call implements CallRecord {
   #outcome: CallOutcome | undefined;
   #durationMs: number | undefined;
   #ended = false;
+  #admitted = true;
+  #upstreamStarted = false;
   #recordedBytes = 0;
   readonly #started = performance.now();
 
   constructor(
     init: CallStart,
     readonly maxRecordedBytes: number,
-    readonly listeners: readonly CallEndListener[],
+    readonly listeners: Listeners,
     readonly onListenerError: CallTrackerOptions["onListenerError"],
   ) {
     this.protocol = init.protocol;
@@ -174,6 +203,24 @@ class Call implements CallRecord {
     return this.#ended;
   }
 
+  get admitted(): boolean {
+    return this.#admitted;
+  }
+
+  get upstreamStarted(): boolean {
+    return this.#upstreamStarted;
+  }
+
+  refuse(): void {
+    this.#admitted = false;
+  }
+
+  startingUpstream(): void {
+    if (this.#upstreamStarted || this.#ended) return;
+    this.#upstreamStarted = true;
+    this.#tell(this.listeners.upstream);
+  }
+
   answered(outcome: CallOutcome): void {
     if (!this.#ended) this.#outcome = outcome;
   }
@@ -195,7 +242,11 @@ class Call implements CallRecord {
     this.#durationMs = performance.now() - this.#started;
     if (this.#outcome === undefined || (!completed && this.#outcome.code === 0)) this.#outcome = cancelled;
     this.#ended = true;
-    for (const listener of this.listeners) {
+    this.#tell(this.listeners.end);
+  }
+
+  #tell(listeners: readonly CallListener[]): void {
+    for (const listener of listeners) {
       try {
         listener(this);
       } catch (error) {

@@ -6,6 +6,7 @@ import { rateLimitedError } from "../limits/errors.js";
 import { effectiveLimits, type RateLimiter, type RateLimits } from "../limits/rate-limiter.js";
 import type { Logger } from "../logging/logger.js";
 import { normalizeProviderName } from "../providers/provider.js";
+import { withFirst } from "./first-message.js";
 
 export interface AuthOptions {
   /** Asked in order; the first that accepts a credential decides. */
@@ -71,7 +72,7 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
       check(req.message);
       return next(req);
     }
-    return next({ ...req, message: checkedFirst(req.message, check) });
+    return next({ ...req, message: withFirst(req.message, check) });
   };
 
   const onCallEnd: CallEndListener = (call) => {
@@ -84,14 +85,4 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
   };
 
   return { headerCheck, interceptor, onCallEnd };
-}
-
-/** The messages, the first checked before it is handed on (a server-streaming call has one). */
-async function* checkedFirst<T>(messages: AsyncIterable<T>, check: (message: T) => void): AsyncIterable<T> {
-  let first = true;
-  for await (const message of messages) {
-    if (first) check(message);
-    first = false;
-    yield message;
-  }
 }

@@ -63,12 +63,14 @@ export function createPassthroughCalls({ providers, upstream, logger, logging }:
 
     async complete(started, payload) {
       const { call, provider, budget } = started;
+      call.startingUpstream();
       const response = await recordingStatus(call, upstream.send(provider, payload, budget, "buffered"));
       return recordAnswer(started, await readBody(response, started.budget));
     },
 
     async openStream(started, payload) {
       const { call, provider, budget } = started;
+      call.startingUpstream();
       const response = await recordingStatus(call, upstream.send(provider, payload, budget, "stream"));
       if (isEventStream(response)) return { kind: "stream", response };
       return { kind: "whole", answer: recordAnswer(started, await readBody(response, started.budget)) };

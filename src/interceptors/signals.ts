@@ -1,0 +1,107 @@
+import { randomUUID } from "node:crypto";
+import type { JsonObject } from "@bufbuild/protobuf";
+import type { Interceptor } from "@connectrpc/connect";
+import { kCallRecord, type CallListener, type CallRecord } from "../call/record.js";
+import { codeToString } from "../connect-internals.js";
+import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
+import { assembleStream } from "../journal/assemble.js";
+import { normalizeProviderName } from "../providers/provider.js";
+import { withFirst } from "./first-message.js";
+import type { SignalDispatcher } from "../signals/dispatcher.js";
+import type { SignalEvent, SignalName } from "../signals/sink.js";
+
+export interface SignalOptions {
+  dispatcher: SignalDispatcher;
+  /** Put request and response bodies in `data` (`signals.includeBodies`). */
+  includeBodies: boolean;
+  /** This instance, as events name it (`source`). */
+  source: string;
+}
+
+/** Signal emission's three parts, each installed where its moment is seen. */
+export interface Signals {
+  /** `chat_started`, when a Passthrough call reaches its handler. */
+  readonly interceptor: Interceptor;
+  /** `chat_completion_request`, just before the provider is sent the request. */
+  readonly onUpstreamStart: CallListener;
+  /** `chat_completion_response` or `chat_response_failure`, then `chat_finished`. */
+  readonly onCallEnd: CallListener;
+}
+
+/**
+ * The lifecycle signals of SPEC section 6 for every admitted Passthrough call, on every
+ * protocol: `chat_started` first (emitted at the end when the call failed before its handler,
+ * an invalid body say), `chat_finished` last, each exactly once, all with the call's
+ * `request_id` and `journal_key`. Emitting only queues: the dispatcher delivers.
+ */
+export function createSignalInterceptor({ dispatcher, includeBodies, source }: SignalOptions): Signals {
+  const started = new WeakSet<CallRecord>();
+
+  const emit = (call: CallRecord, signal: SignalName, data: JsonObject, provider = call.providerName ?? null, weight?: number) => {
+    const event: SignalEvent = {
+      signal,
+      id: randomUUID(),
+      request_id: call.requestId,
+      journal_key: call.journalKey,
+      time: new Date().toISOString(),
+      provider,
+      protocol: call.protocol,
+      principal: call.principal?.id ?? null,
+      source,
+      data,
+    };
+    dispatcher.emit(event, weight);
+  };
+  const start = (call: CallRecord, provider?: string) => {
+    if (started.has(call)) return;
+    started.add(call);
+    emit(call, "chat_started", {}, provider ?? call.providerName ?? null);
+  };
+  const signalled = (call: CallRecord) => call.admitted && call.method.parent.typeName === PassthroughService.typeName;
+
+  const startWith = (call: CallRecord, message: unknown) => {
+    const asked = (message as { providerName?: unknown }).providerName;
+    start(call, typeof asked === "string" ? normalizeProviderName(asked) : undefined);
+  };
+  const interceptor: Interceptor = (next) => (req) => {
+    const call = req.contextValues.get(kCallRecord);
+    if (call === undefined || !signalled(call)) return next(req);
+    if (!req.stream) {
+      startWith(call, req.message);
+      return next(req);
+    }
+    return next({ ...req, message: withFirst(req.message, (message) => startWith(call, message)) });
+  };
+
+  const onUpstreamStart: CallListener = (call) => {
+    if (!signalled(call)) return;
+    start(call);
+    const body = includeBodies && call.request?.body !== undefined ? { body: call.request.body } : {};
+    emit(call, "chat_completion_request", body, undefined, call.request?.bytes?.byteLength);
+  };
+
+  const onCallEnd: CallListener = (call) => {
+    if (!signalled(call)) return;
+    start(call);
+    const outcome = call.outcome ?? { code: 0, status: 200 };
+    const upstream = call.upstreamStatus === undefined ? {} : { upstream_status: call.upstreamStatus };
+    if (outcome.code === 0) {
+      const usage = call.usage;
+      const data: JsonObject = { ...upstream, ...(usage && { usage: { ...usage } }) };
+      if (includeBodies) data.body = answerBody(call) ?? null;
+      emit(call, "chat_completion_response", data, undefined, call.answer?.kind === "unary" ? call.answer.text.length : undefined);
+    } else {
+      emit(call, "chat_response_failure", { code: codeToString(outcome.code), status: outcome.status, message: outcome.message ?? "", ...upstream });
+    }
+    emit(call, "chat_finished", { code: outcome.code === 0 ? "ok" : codeToString(outcome.code), status: outcome.status, duration_ms: call.durationMs ?? 0 });
+  };
+
+  return { interceptor, onUpstreamStart, onCallEnd };
+}
+
+/** The answer as one object: the provider's, or a stream's assembled result. */
+function answerBody(call: CallRecord): JsonObject | undefined {
+  const answer = call.answer;
+  if (answer === undefined) return undefined;
+  return answer.kind === "unary" ? answer.body : assembleStream(answer.events, answer.truncated);
+}

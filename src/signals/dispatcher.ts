@@ -1,0 +1,234 @@
+import type { Logger } from "../logging/logger.js";
+import type { SignalEvent, SignalSink } from "./sink.js";
+
+export interface DispatcherOptions {
+  sinks: readonly SignalSink[];
+  /** Events one sink may hold; past it new events are dropped for that sink and counted. */
+  queueSize: number;
+  /** Bytes (as weighed by the emitter) one sink may hold, so that large bodies cannot fill memory. Default 64 MiB. */
+  maxQueueBytes?: number;
+  /** Most events in one delivery. */
+  batchSize: number;
+  logger: Logger;
+  /** One delivery's bound: past it the delivery is aborted and retried. Default 30 s. */
+  deliveryTimeoutMs?: number;
+  /** First retry's delay; doubled each failure up to `maxRetryMs`, each with jitter. Defaults 100 ms and 30 s. */
+  retryMs?: number;
+  maxRetryMs?: number;
+}
+
+/** One sink's figures, for metrics and readiness. */
+export interface SinkStats {
+  readonly name: string;
+  /** `idle` before its first delivery, `connected` after a success, `retrying` after a failure. */
+  readonly state: "idle" | "connected" | "retrying";
+  readonly queued: number;
+  readonly delivered: number;
+  readonly retries: number;
+  readonly dropped: number;
+}
+
+export interface SignalDispatcher {
+  /** Queues the event for every sink; never throws, never waits. `weight`: its approximate size in bytes. */
+  emit(event: SignalEvent, weight?: number): void;
+  stats(): SinkStats[];
+  /** Delivers what the sinks hold, for at most `timeoutMs`, then drops (and counts) the rest and closes the sinks. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+const DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024;
+/** What an event weighs when the emitter does not say: its fields without bodies. */
+const BASE_WEIGHT = 512;
+
+/**
+ * Gives each sink its own bounded queue and one delivery at a time, in batches, in the
+ * background: a slow or failing sink delays only itself, and a call never waits for any.
+ * A failed batch is retried, whole and in order, with exponential backoff and full jitter
+ * until it is delivered or shutdown's deadline passes (delivery is at least once).
+ */
+export function createSignalDispatcher(options: DispatcherOptions): SignalDispatcher {
+  // Two sinks of one kind get numbered names, so that their metrics stay apart.
+  const counts = new Map<string, number>();
+  for (const sink of options.sinks) counts.set(sink.name, (counts.get(sink.name) ?? 0) + 1);
+  const seen = new Map<string, number>();
+  const lanes = options.sinks.map((sink) => {
+    const n = (seen.get(sink.name) ?? 0) + 1;
+    seen.set(sink.name, n);
+    return new Lane(sink, counts.get(sink.name)! > 1 ? `${sink.name}-${n}` : sink.name, options);
+  });
+  return {
+    emit(event, weight = BASE_WEIGHT) {
+      for (const lane of lanes) lane.push(event, weight);
+    },
+    stats: () => lanes.map((lane) => lane.stats()),
+    async close(timeoutMs) {
+      await Promise.all(lanes.map((lane) => lane.close(timeoutMs)));
+    },
+  };
+}
+
+class Lane {
+  #events: SignalEvent[] = [];
+  #weights: number[] = [];
+  /** Index of the first event still queued: shifting arrays per delivery would cost O(n). */
+  #head = 0;
+  #bytes = 0;
+  #state: SinkStats["state"] = "idle";
+  #delivered = 0;
+  #retries = 0;
+  #dropped = 0;
+  #pumping = false;
+  #closing = false;
+  #delivery: AbortController | undefined;
+  #wake: (() => void) | undefined;
+  #drained: (() => void) | undefined;
+  readonly #maxBytes: number;
+  readonly #deliveryTimeoutMs: number;
+  readonly #retryMs: number;
+  readonly #maxRetryMs: number;
+
+  constructor(
+    readonly sink: SignalSink,
+    readonly name: string,
+    readonly options: DispatcherOptions,
+  ) {
+    this.#maxBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
+    this.#deliveryTimeoutMs = options.deliveryTimeoutMs ?? 30_000;
+    this.#retryMs = options.retryMs ?? 100;
+    this.#maxRetryMs = options.maxRetryMs ?? 30_000;
+  }
+
+  get #queued(): number {
+    return this.#events.length - this.#head;
+  }
+
+  push(event: SignalEvent, weight: number): void {
+    if (this.#closing || this.#queued >= this.options.queueSize || this.#bytes + weight > this.#maxBytes) {
+      this.#drop(1);
+      return;
+    }
+    this.#events.push(event);
+    this.#weights.push(weight);
+    this.#bytes += weight;
+    if (!this.#pumping) {
+      this.#pumping = true;
+      // Started on the next turn, so that the events of one burst go out as one batch.
+      setImmediate(() => void this.#pump());
+    }
+  }
+
+  stats(): SinkStats {
+    return { name: this.name, state: this.#state, queued: this.#queued, delivered: this.#delivered, retries: this.#retries, dropped: this.#dropped };
+  }
+
+  async close(timeoutMs: number): Promise<void> {
+    this.#closing = true;
+    if (this.#pumping) {
+      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, timeoutMs)));
+      // A lane waiting out a backoff tries once more at once.
+      this.#wake?.();
+      await Promise.race([drained, deadline]);
+      clearTimeout(timer);
+      if (this.#pumping) {
+        const left = this.#queued;
+        this.#delivery?.abort(new Error("shutdown deadline passed"));
+        this.#wake?.();
+        this.#discard();
+        this.options.logger.warn({ sink: this.name, dropped: left }, "signals not delivered before the shutdown deadline");
+      }
+    }
+    try {
+      await this.sink.close();
+    } catch (error) {
+      this.options.logger.warn({ err: error, sink: this.name }, "a signal sink failed to close");
+    }
+  }
+
+  async #pump(): Promise<void> {
+    let failures = 0;
+    while (this.#queued > 0) {
+      const end = Math.min(this.#events.length, this.#head + this.options.batchSize);
+      const batch = this.#events.slice(this.#head, end);
+      if (await this.#deliver(batch)) {
+        failures = 0;
+        this.#delivered += batch.length;
+        this.#state = "connected";
+        this.#take(end);
+        continue;
+      }
+      if (this.#queued === 0) break; // discarded at the shutdown deadline
+      this.#retries++;
+      this.#state = "retrying";
+      await this.#backoff(failures++);
+    }
+    this.#pumping = false;
+    this.#drained?.();
+  }
+
+  async #deliver(batch: readonly SignalEvent[]): Promise<boolean> {
+    const delivery = new AbortController();
+    this.#delivery = delivery;
+    const timer = setTimeout(() => delivery.abort(new Error("delivery timed out")), this.#deliveryTimeoutMs);
+    try {
+      // A sink that ignores the signal is not waited for past it.
+      const aborted = new Promise<never>((_, reject) => delivery.signal.addEventListener("abort", () => reject(delivery.signal.reason), { once: true }));
+      aborted.catch(() => {});
+      await Promise.race([Promise.resolve().then(() => this.sink.deliver(batch, delivery.signal)), aborted]);
+      return true;
+    } catch (error) {
+      if (this.#retries % 100 === 0 || this.#state !== "retrying") {
+        this.options.logger.warn({ sink: this.name, events: batch.length, error: error instanceof Error ? error.message : String(error) }, "signal delivery failed; retrying");
+      }
+      return false;
+    } finally {
+      clearTimeout(timer);
+      this.#delivery = undefined;
+    }
+  }
+
+  #backoff(failures: number): Promise<void> {
+    const ceiling = Math.min(this.#maxRetryMs, this.#retryMs * 2 ** Math.min(failures, 30));
+    const delay = Math.random() * ceiling;
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, delay);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.#wake = () => {
+        this.#wake = undefined;
+        done();
+      };
+    });
+  }
+
+  /** Forgets the events before `end`, compacting now and then. */
+  #take(end: number): void {
+    for (let i = this.#head; i < end; i++) this.#bytes -= this.#weights[i];
+    this.#head = end;
+    if (this.#head === this.#events.length) {
+      this.#events = [];
+      this.#weights = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
+      this.#events = this.#events.slice(this.#head);
+      this.#weights = this.#weights.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #discard(): void {
+    this.#drop(this.#queued);
+    this.#take(this.#events.length);
+  }
+
+  #drop(count: number): void {
+    if (count === 0) return;
+    if (this.#dropped === 0 || (this.#dropped + count) % 1000 < this.#dropped % 1000) {
+      this.options.logger.warn({ sink: this.name, dropped: this.#dropped + count }, "signals dropped: the sink's queue is full or it is shutting down");
+    }
+    this.#dropped += count;
+  }
+}

@@ -1,0 +1,143 @@
+import { describe, expect, it } from "vitest";
+import { createLogger } from "../../src/logging/logger.js";
+import { createSignalDispatcher } from "../../src/signals/dispatcher.js";
+import type { SignalEvent, SignalSink } from "../../src/signals/sink.js";
+
+const logger = createLogger({ level: "silent" });
+
+function event(n: number): SignalEvent {
+  return {
+    signal: "chat_started",
+    id: `event-${n}`,
+    request_id: "request",
+    journal_key: "0".repeat(64),
+    time: new Date(0).toISOString(),
+    provider: "openai",
+    protocol: "rest",
+    principal: null,
+    source: "test",
+    data: {},
+  };
+}
+
+/** A sink that records its batches and fails while `failing` is set. */
+function recordingSink(name = "recording") {
+  const batches: string[][] = [];
+  const state = { failing: false, attempts: 0, closed: 0 };
+  const sink: SignalSink = {
+    name,
+    async deliver(events) {
+      state.attempts++;
+      if (state.failing) throw new Error("down");
+      batches.push(events.map((e) => e.id));
+    },
+    async close() {
+      state.closed++;
+    },
+  };
+  return { sink, batches, state, delivered: () => batches.flat() };
+}
+
+const until = async (condition: () => boolean, timeoutMs = 3000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+};
+
+describe("signal dispatcher", () => {
+  it("delivers a burst in batches of at most batchSize, in order", async () => {
+    const { sink, batches, delivered } = recordingSink();
+    const dispatcher = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 4, logger });
+    for (let i = 0; i < 10; i++) dispatcher.emit(event(i));
+    await until(() => delivered().length === 10);
+    expect(delivered()).toEqual(Array.from({ length: 10 }, (_, i) => `event-${i}`));
+    expect(batches.map((b) => b.length)).toEqual([4, 4, 2]);
+    expect(dispatcher.stats()[0]).toMatchObject({ state: "connected", delivered: 10, queued: 0, dropped: 0 });
+    await dispatcher.close(1000);
+  });
+
+  it("emits without waiting, even for a sink that never answers", async () => {
+    const hanging: SignalSink = { name: "hanging", deliver: () => new Promise(() => {}), close: async () => {} };
+    const dispatcher = createSignalDispatcher({ sinks: [hanging], queueSize: 10, batchSize: 10, logger, deliveryTimeoutMs: 50 });
+    const started = performance.now();
+    for (let i = 0; i < 5; i++) dispatcher.emit(event(i));
+    expect(performance.now() - started).toBeLessThan(20);
+    await dispatcher.close(100);
+    expect(dispatcher.stats()[0].dropped).toBe(5);
+  });
+
+  it("retries a failed batch whole, with backoff, and resumes when the sink is back", async () => {
+    const { sink, state, delivered } = recordingSink();
+    const dispatcher = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 10, logger, retryMs: 5, maxRetryMs: 20 });
+    state.failing = true;
+    for (let i = 0; i < 3; i++) dispatcher.emit(event(i));
+    await until(() => state.attempts >= 3);
+    expect(dispatcher.stats()[0].state).toBe("retrying");
+    expect(dispatcher.stats()[0].retries).toBeGreaterThanOrEqual(2);
+    state.failing = false;
+    await until(() => delivered().length === 3);
+    expect(delivered()).toEqual(["event-0", "event-1", "event-2"]);
+    expect(dispatcher.stats()[0]).toMatchObject({ state: "connected", dropped: 0 });
+    await dispatcher.close(1000);
+  });
+
+  it("drops and counts what does not fit a sink's queue, without touching another sink", async () => {
+    const slow = recordingSink("slow");
+    const fast = recordingSink("fast");
+    slow.state.failing = true;
+    const dispatcher = createSignalDispatcher({ sinks: [slow.sink, fast.sink], queueSize: 5, batchSize: 5, logger, retryMs: 1000, maxRetryMs: 1000 });
+    for (let i = 0; i < 8; i++) dispatcher.emit(event(i));
+    await until(() => fast.delivered().length === 5);
+    await until(() => slow.state.attempts >= 1);
+    for (let i = 8; i < 12; i++) dispatcher.emit(event(i));
+    await until(() => fast.delivered().length === 9);
+    const [slowStats, fastStats] = dispatcher.stats();
+    expect(slowStats).toMatchObject({ name: "slow", queued: 5, dropped: 7 });
+    expect(fastStats).toMatchObject({ name: "fast", dropped: 3 });
+    await dispatcher.close(50);
+  });
+
+  it("bounds a sink's queue by weight too", async () => {
+    const { sink, state } = recordingSink();
+    state.failing = true;
+    const dispatcher = createSignalDispatcher({ sinks: [sink], queueSize: 1000, maxQueueBytes: 1000, batchSize: 10, logger, retryMs: 1000 });
+    for (let i = 0; i < 5; i++) dispatcher.emit(event(i), 300);
+    expect(dispatcher.stats()[0]).toMatchObject({ queued: 3, dropped: 2 });
+    await dispatcher.close(10);
+  });
+
+  it("flushes on close, retrying a sink at once, then closes every sink", async () => {
+    const { sink, state, delivered } = recordingSink();
+    const dispatcher = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 10, logger, retryMs: 60_000, maxRetryMs: 60_000 });
+    state.failing = true;
+    dispatcher.emit(event(1));
+    await until(() => state.attempts >= 1);
+    state.failing = false;
+    await dispatcher.close(2000);
+    expect(delivered()).toEqual(["event-1"]);
+    expect(state.closed).toBe(1);
+    dispatcher.emit(event(2));
+    expect(dispatcher.stats()[0].dropped).toBe(1);
+  });
+
+  it("contains a sink that throws synchronously, and names two sinks of one kind apart", async () => {
+    const throwing: SignalSink = {
+      name: "module",
+      deliver: () => {
+        throw new Error("bug in the sink");
+      },
+      close: async () => {},
+    };
+    const ok = recordingSink("module");
+    const dispatcher = createSignalDispatcher({ sinks: [throwing, ok.sink], queueSize: 10, batchSize: 10, logger, retryMs: 1000 });
+    dispatcher.emit(event(1));
+    await until(() => ok.delivered().length === 1);
+    expect(dispatcher.stats().map((s) => [s.name, s.state])).toEqual([
+      ["module-1", "retrying"],
+      ["module-2", "connected"],
+    ]);
+    await dispatcher.close(10);
+  });
+});
