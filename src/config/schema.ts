@@ -33,6 +33,11 @@ export const configSchema = z.strictObject({
   server: z
     .strictObject({
       host: z.string().min(1).default("127.0.0.1"),
+      /** Names this instance in logs, metrics, signals' `source` and its journal spool's file. Default `<hostname>-<port>`. */
+      instanceId: z
+        .string()
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "letters, digits, '.', '_' and '-', at most 64")
+        .optional(),
       port: z.number().int().min(0).max(65535).default(8080),
       tls: tlsSchema.optional(),
       /** Largest request body accepted. Default 8 MiB. */

@@ -76,22 +76,25 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
   const onUpstreamStart: CallListener = (call) => {
     if (!signalled(call)) return;
     start(call);
-    const body = includeBodies && call.request?.body !== undefined ? { body: call.request.body } : {};
-    emit(call, "chat_completion_request", body, undefined, call.request?.bytes?.byteLength);
+    const data: JsonObject = {};
+    if (includeBodies && call.request?.body !== undefined) data.body = call.request.body;
+    emit(call, "chat_completion_request", data, undefined, call.request?.bytes?.byteLength);
   };
 
   const onCallEnd: CallListener = (call) => {
     if (!signalled(call)) return;
     start(call);
     const outcome = call.outcome ?? { code: 0, status: 200 };
-    const upstream = call.upstreamStatus === undefined ? {} : { upstream_status: call.upstreamStatus };
+    const data: JsonObject = {};
+    if (call.upstreamStatus !== undefined) data.upstream_status = call.upstreamStatus;
     if (outcome.code === 0) {
       const usage = call.usage;
-      const data: JsonObject = { ...upstream, ...(usage && { usage: { ...usage } }) };
+      if (usage !== undefined) data.usage = { prompt_tokens: usage.promptTokens ?? null, completion_tokens: usage.completionTokens ?? null, total_tokens: usage.totalTokens ?? null };
       if (includeBodies) data.body = answerBody(call) ?? null;
       emit(call, "chat_completion_response", data, undefined, call.answer?.kind === "unary" ? call.answer.text.length : undefined);
     } else {
-      emit(call, "chat_response_failure", { code: codeToString(outcome.code), status: outcome.status, message: outcome.message ?? "", ...upstream });
+      Object.assign(data, { code: codeToString(outcome.code), status: outcome.status, message: outcome.message ?? "" });
+      emit(call, "chat_response_failure", data);
     }
     emit(call, "chat_finished", { code: outcome.code === 0 ? "ok" : codeToString(outcome.code), status: outcome.status, duration_ms: call.durationMs ?? 0 });
   };

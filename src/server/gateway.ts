@@ -1,5 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Gauge } from "prom-client";
 import { createEntry } from "../call/entry.js";
@@ -17,6 +18,9 @@ import { createKeyCache } from "../auth/key-cache.js";
 import type { Secret } from "../config/secret.js";
 import { createAuthInterceptor } from "../interceptors/auth.js";
 import { createErrorBoundaryInterceptor } from "../interceptors/error-boundary.js";
+import { createSignalInterceptor } from "../interceptors/signals.js";
+import { openSignals, registerSignalMetrics } from "../signals/open.js";
+import type { SignalSink } from "../signals/sink.js";
 import { createRateLimiter } from "../limits/open.js";
 import { openStore } from "../store/open.js";
 import type { Store } from "../store/store.js";
@@ -46,6 +50,8 @@ export interface GatewayOptions {
    * authentication turn it off. The configuration file cannot.
    */
   authenticate?: boolean;
+  /** Sinks besides the configured ones (tests' own). */
+  signalSinks?: readonly SignalSink[];
   /** Told of the key created on the first start with an empty key store, to show it once. */
   onFirstKey?(key: Secret): void;
   /** The environment, for provider keys; read by the registry once, at start. */
@@ -73,7 +79,7 @@ export interface Gateway {
 }
 
 /** The composition root: builds every part from the configuration and serves them on one port. */
-export async function startGateway({ config, env, logger, calls: hooks = {}, authenticate = true, onFirstKey }: GatewayOptions): Promise<Gateway> {
+export async function startGateway({ config, env, logger, calls: hooks = {}, authenticate = true, signalSinks, onFirstKey }: GatewayOptions): Promise<Gateway> {
   const providers = createProviderRegistry(config.providers, env, config.upstream);
   const store = await openStore(config.database.url, { schema: config.database.schema });
   const keyCache = createKeyCache({ store, ttlMs: config.auth.cacheTtlMs, onError: (error, what) => logger.warn({ err: error }, `${what} failed`) });
@@ -86,6 +92,9 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
         logger,
       })
     : undefined;
+  const instance = config.server.instanceId ?? `${hostname()}-${config.server.port}`;
+  const dispatcher = await openSignals(config.signals, logger, signalSinks);
+  const signals = createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` });
   const upstream = createUpstreamClient(config.upstream);
   const logging = { logPrompt: config.logging.logPrompt };
   const calls = createPassthroughCalls({ providers, upstream, logger, logging });
@@ -104,12 +113,15 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     onListenerError: (error, call) => logger.error({ err: error, journalKey: call.journalKey }, "a call-end listener failed"),
   });
   tracker.onCallEnd(createCallMetrics(metrics, { providers: providers.list().map((p) => p.name) }));
+  registerSignalMetrics(metrics, dispatcher);
   if (auth) tracker.onCallEnd(auth.onCallEnd);
+  tracker.onUpstreamStart(signals.onUpstreamStart);
+  tracker.onCallEnd(signals.onCallEnd);
   for (const listener of hooks.onCallEnd ?? []) tracker.onCallEnd(listener);
   const headerStage = createHeaderStage([...(auth ? [auth.headerCheck] : []), ...(hooks.headerChecks ?? [])], (error, call) =>
     logger.error({ err: error, journalKey: call.journalKey }, "a header check failed"),
   );
-  const interceptors = [createErrorBoundaryInterceptor(logger), ...(auth ? [auth.interceptor] : []), ...(hooks.interceptors ?? [])];
+  const interceptors = [createErrorBoundaryInterceptor(logger), ...(auth ? [auth.interceptor] : []), signals.interceptor, ...(hooks.interceptors ?? [])];
   /** Aborted when close() begins (readiness, health) and when in-flight calls must end (calls). */
   const draining = new AbortController();
   const shutdown = new AbortController();
@@ -196,6 +208,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
       shutdown.abort();
       listener.destroyConnections();
       await upstream.close();
+      await dispatcher.close(config.signals.flushTimeoutMs);
       await keyCache.close();
       await limiter.close();
       await store.close();

@@ -1,8 +1,7 @@
-import * as http2 from "node:http2";
 import { Code } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { CallRecord } from "../../src/call/record.js";
-import { callStream, createProtocolClient, PROTOCOLS, STREAM_PROTOCOLS } from "../support/clients.js";
+import { callStream, createProtocolClient, PROTOCOLS, sendUndecodable, STREAM_PROTOCOLS } from "../support/clients.js";
 import { chunks, completion, errorBody, json, sse, startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
 
@@ -140,47 +139,3 @@ describe("the record of a REST stream", () => {
     expect(Buffer.from(events[0] as Uint8Array).toString()).toMatch(/^data: \{/);
   });
 });
-
-/** Sends a body that cannot be decoded, in each protocol's own form; resolves with the code and key the caller got. */
-async function sendUndecodable(protocol: (typeof PROTOCOLS)[number], url: string): Promise<{ code: Code; journalKey: string | null }> {
-  if (protocol === "rest" || protocol === "connect") {
-    const path = protocol === "rest" ? "/api/v1/prompts/passthrough/local/" : procedures.unary;
-    const response = await fetch(url + path, { method: "POST", headers: { "content-type": "application/json" }, body: "{not json" });
-    const body = (await response.json()) as { code?: string; error?: { code: string } };
-    const name = body.error?.code ?? body.code;
-    return { code: codeOf(name), journalKey: response.headers.get("x-journal-key") };
-  }
-  // gRPC and gRPC-Web: one envelope whose bytes are no PassthroughRequest (field 2 of wire type 7).
-  const message = Buffer.from([0x17, 0xff, 0xff]);
-  const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]);
-  const session = http2.connect(url);
-  try {
-    return await new Promise((resolve, reject) => {
-      const stream = session.request({
-        ":method": "POST",
-        ":path": procedures.unary,
-        "content-type": protocol === "grpc" ? "application/grpc" : "application/grpc-web+proto",
-        te: "trailers",
-      });
-      let headers: http2.IncomingHttpHeaders = {};
-      const body: Buffer[] = [];
-      stream.on("response", (h) => (headers = h));
-      stream.on("data", (chunk: Buffer) => body.push(chunk));
-      stream.on("trailers", (trailers) => (headers = { ...headers, ...trailers }));
-      stream.on("end", () => {
-        let status = headers["grpc-status"];
-        if (status === undefined) status = /grpc-status: ?(\d+)/.exec(Buffer.concat(body).toString("latin1"))?.[1];
-        resolve({ code: Number(status) as Code, journalKey: (headers["x-journal-key"] as string | undefined) ?? null });
-      });
-      stream.on("error", reject);
-      stream.end(envelope);
-    });
-  } finally {
-    session.close();
-  }
-}
-
-function codeOf(name: string | undefined): Code {
-  const entry = Object.entries(Code).find(([key]) => key.replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase()) === name);
-  return (entry?.[1] as Code | undefined) ?? Code.Unknown;
-}

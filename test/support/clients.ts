@@ -1,6 +1,7 @@
+import * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { create, fromBinary, toBinary, type JsonObject } from "@bufbuild/protobuf";
-import { createClient, ConnectError } from "@connectrpc/connect";
+import { Code, createClient, ConnectError } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import {
   PassthroughRequestSchema,
@@ -248,4 +249,51 @@ export async function callStream(
     result.message = connectError.rawMessage;
   }
   return result;
+}
+
+const UNARY_PROCEDURE = "/smarter.prompt.v1.PassthroughService/Passthrough";
+
+/** Sends a body that cannot be decoded, in each protocol's own form; resolves with the code and key the caller got. */
+export async function sendUndecodable(protocol: (typeof PROTOCOLS)[number], url: string, headers: CallHeaders = {}): Promise<{ code: Code; journalKey: string | null }> {
+  if (protocol === "rest" || protocol === "connect") {
+    const path = protocol === "rest" ? "/api/v1/prompts/passthrough/local/" : UNARY_PROCEDURE;
+    const response = await fetch(url + path, { method: "POST", headers: { ...headers, "content-type": "application/json" }, body: "{not json" });
+    const body = (await response.json()) as { code?: string; error?: { code: string } };
+    const name = body.error?.code ?? body.code;
+    return { code: codeOf(name), journalKey: response.headers.get("x-journal-key") };
+  }
+  // gRPC and gRPC-Web: one envelope whose bytes are no PassthroughRequest (field 2 of wire type 7).
+  const message = Buffer.from([0x17, 0xff, 0xff]);
+  const envelope = Buffer.concat([Buffer.from([0, 0, 0, 0, message.length]), message]);
+  const session = http2.connect(url);
+  try {
+    return await new Promise((resolve, reject) => {
+      const stream = session.request({
+        ":method": "POST",
+        ":path": UNARY_PROCEDURE,
+        ...headers,
+        "content-type": protocol === "grpc" ? "application/grpc" : "application/grpc-web+proto",
+        te: "trailers",
+      });
+      let answered: http2.IncomingHttpHeaders = {};
+      const body: Buffer[] = [];
+      stream.on("response", (h) => (answered = h));
+      stream.on("data", (chunk: Buffer) => body.push(chunk));
+      stream.on("trailers", (trailers) => (answered = { ...answered, ...trailers }));
+      stream.on("end", () => {
+        let status = answered["grpc-status"];
+        if (status === undefined) status = /grpc-status: ?(\d+)/.exec(Buffer.concat(body).toString("latin1"))?.[1];
+        resolve({ code: Number(status) as Code, journalKey: (answered["x-journal-key"] as string | undefined) ?? null });
+      });
+      stream.on("error", reject);
+      stream.end(envelope);
+    });
+  } finally {
+    session.close();
+  }
+}
+
+function codeOf(name: string | undefined): Code {
+  const entry = Object.entries(Code).find(([key]) => key.replace(/[A-Z]/g, (c, i) => (i ? "_" : "") + c.toLowerCase()) === name);
+  return (entry?.[1] as Code | undefined) ?? Code.Unknown;
 }

@@ -18,6 +18,8 @@ export interface TestGateway extends Gateway {
 export interface TestGatewayOptions {
   /** Authenticate calls; off by default, for the suites that are not about authentication. */
   authenticate?: boolean;
+  /** Sinks of the test's own, besides the configured ones (none unless the config names some). */
+  signalSinks?: GatewayOptions["signalSinks"];
 }
 
 /**
@@ -29,7 +31,7 @@ export async function startTestGateway(
   config: ConfigInput,
   env: NodeJS.ProcessEnv = {},
   calls?: GatewayOptions["calls"],
-  { authenticate = false }: TestGatewayOptions = {},
+  { authenticate = false, signalSinks }: TestGatewayOptions = {},
 ): Promise<TestGateway> {
   const logs: string[] = [];
   const destination = new Writable({
@@ -39,10 +41,17 @@ export async function startTestGateway(
     },
   });
   const fastPaths = process.env.PASSTHROUGH_TEST_FAST_PATHS !== "off";
-  const database = config.database ?? { url: `sqlite:${join(mkdtempSync(join(tmpdir(), "passthrough-gateway-")), "passthrough.db")}` };
-  const parsed = parseConfig({ ...config, database, server: { port: 0, shutdownTimeoutMs: 2000, fastPaths, ...config.server } });
+  const folder = mkdtempSync(join(tmpdir(), "passthrough-gateway-"));
+  const database = config.database ?? { url: `sqlite:${join(folder, "passthrough.db")}` };
+  const parsed = parseConfig({
+    ...config,
+    database,
+    server: { port: 0, shutdownTimeoutMs: 2000, fastPaths, ...config.server },
+    journal: { spoolDir: join(folder, "journal-spool"), ...config.journal },
+    signals: { sinks: [], ...config.signals },
+  });
   const logger = createLogger({ level: config.logging?.level ?? "info", destination });
   let firstKey: string | undefined;
-  const gateway = await startGateway({ config: parsed, env, logger, calls, authenticate, onFirstKey: (key: Secret) => (firstKey = key.reveal()) });
+  const gateway = await startGateway({ config: parsed, env, logger, calls, authenticate, signalSinks, onFirstKey: (key: Secret) => (firstKey = key.reveal()) });
   return Object.assign(gateway, { logs, firstKey });
 }
