@@ -1,7 +1,8 @@
-// Starting the gateway under test: build it, write a config in a temp dir pointing at the test
-// providers, create an API key with its own CLI, spawn `passthrough serve` and wait for /healthz.
+// Starting the gateways under test: build it, write a config in a temp dir pointing at the test
+// providers; as shipped, create an API key with its own CLI and spawn `passthrough serve`; all off,
+// spawn gateway-off.mjs; then wait for /healthz.
 import { execFile, type ChildProcess } from "node:child_process";
-import { existsSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { promisify } from "node:util";
 import { freePort, spawnTracked, stopChild } from "./proc.js";
@@ -42,12 +43,19 @@ export async function buildGateway(root: string): Promise<string | undefined> {
   }
 }
 
-function writeConfig(options: GatewayOptions): string {
+/** Whether BENCH_GATEWAY_YAML has its own `signals` section, which then replaces the bench's. */
+export function setsSignals(extraYaml: string | undefined): boolean {
+  return /^signals\s*:/m.test(extraYaml ?? "");
+}
+
+/** The config in `dir`; `signals` is the YAML of its signals section (left out when extraYaml has one). */
+function writeConfig(options: GatewayOptions, dir: string, signals: string): string {
   const providers = options.providers
     .map(({ name, port }) => `  - { name: ${name}, baseUrl: "http://127.0.0.1:${port}/v1" }`)
     .join("\n");
-  const yaml = `server: { host: 127.0.0.1, port: 0 }\nproviders:\n${providers}\nlogging: { level: warn }\n${options.extraYaml ?? ""}`;
-  const file = path.join(options.workDir, "passthrough.yaml");
+  const ownSignals = setsSignals(options.extraYaml) ? "" : `signals: ${signals}\n`;
+  const yaml = `server: { host: 127.0.0.1, port: 0 }\nproviders:\n${providers}\nlogging: { level: warn }\n${ownSignals}${options.extraYaml ?? ""}`;
+  const file = path.join(dir, "passthrough.yaml");
   writeFileSync(file, yaml);
   return file;
 }
@@ -86,33 +94,55 @@ function logTail(file: string): string {
   }
 }
 
-/** Starts the gateway; throws with the reason (and its log's tail) when it is not healthy in time. */
+/**
+ * Starts the gateway as shipped (`passthrough serve`, an API key, the journal in the work dir, the
+ * log sink writing to signals.jsonl there); throws with the reason (and its log's tail) when it is
+ * not healthy in time.
+ */
 export async function startGateway(options: GatewayOptions): Promise<GatewayHandle> {
   const notes: string[] = [];
   const cli = path.join(options.root, "bin/passthrough.js");
   if (!existsSync(path.join(options.root, "dist/cli/main.js"))) throw new Error("dist/cli/main.js does not exist (the gateway is not built)");
-  const config = writeConfig(options);
+  const signalsFile = path.join(options.workDir, "signals.jsonl");
+  const config = writeConfig(options, options.workDir, `{ sinks: [{ type: log, path: ${JSON.stringify(signalsFile)} }] }`);
   const { key, note } = await createKey(cli, config, options.workDir);
   if (note) notes.push(note);
-
   const port = await freePort();
-  const logFile = path.join(options.workDir, "gateway.log");
+  const child = await spawnHealthy([cli, "serve", "--config", config, "--port", String(port)], port, options.workDir, options.startTimeoutMs);
+  return { child, port, authorization: key ? `Bearer ${key}` : undefined, notes };
+}
+
+/**
+ * Starts the same built gateway with authentication, the journal and every signal sink off
+ * (gateway-off.mjs, in its own subfolder of the work dir, so with its own SQLite store); called
+ * without an authorization header.
+ */
+export async function startGatewayOff(options: GatewayOptions): Promise<GatewayHandle> {
+  if (!existsSync(path.join(options.root, "dist/server/gateway.js"))) throw new Error("dist/server/gateway.js does not exist (the gateway is not built)");
+  const dir = path.join(options.workDir, "all-off");
+  mkdirSync(dir, { recursive: true });
+  const config = writeConfig(options, dir, "{ sinks: [] }");
+  const port = await freePort();
+  const launcher = path.join(options.root, "test/bench/gateway-off.mjs");
+  const child = await spawnHealthy([launcher, "--config", config, "--port", String(port)], port, dir, options.startTimeoutMs);
+  return { child, port, notes: [] };
+}
+
+/** Spawns `node args` in `dir`, logging to dir/gateway.log, and waits for GET /healthz on `port`. */
+async function spawnHealthy(args: string[], port: number, dir: string, startTimeoutMs: number): Promise<ChildProcess> {
+  const logFile = path.join(dir, "gateway.log");
   const log = openSync(logFile, "a");
-  const child = spawnTracked(process.execPath, [cli, "serve", "--config", config, "--port", String(port)], {
-    cwd: options.workDir,
-    env: gatewayEnv(),
-    stdio: ["ignore", log, log],
-  });
+  const child = spawnTracked(process.execPath, args, { cwd: dir, env: gatewayEnv(), stdio: ["ignore", log, log] });
   let exited: string | undefined;
   child.once("exit", (code, signal) => {
     exited = `exited with code ${code}, signal ${signal}`;
   });
-  const deadline = Date.now() + options.startTimeoutMs;
+  const deadline = Date.now() + startTimeoutMs;
   while (Date.now() < deadline && !exited) {
-    if (await healthy(port)) return { child, port, authorization: key ? `Bearer ${key}` : undefined, notes };
+    if (await healthy(port)) return child;
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  const reason = exited ?? `GET /healthz did not answer 200 within ${options.startTimeoutMs / 1000} s`;
+  const reason = exited ?? `GET /healthz did not answer 200 within ${startTimeoutMs / 1000} s`;
   await stopChild(child, 2000);
   const tail = logTail(logFile);
   throw new Error(`gateway ${reason}${tail ? `; its log ends with:\n${tail}` : ""}`);

@@ -8,6 +8,10 @@ export const BARE = "bare proxy";
 export const GATEWAY = "gateway";
 export const GATEWAY_GRPC = "gateway gRPC";
 export const GATEWAY_CONNECT = "gateway Connect";
+/** The same built gateway with authentication, the journal and the signal sinks off (gateway-off.mjs). */
+export const GATEWAY_OFF = "gateway, all off";
+export const GATEWAY_OFF_GRPC = "gateway gRPC, all off";
+export const GATEWAY_OFF_CONNECT = "gateway Connect, all off";
 
 /** One measured run of one target in one round. Latencies in ms; for SSE, p50/p99 are TTLB. */
 export interface RunRecord {
@@ -108,6 +112,9 @@ function table(title: string, note: string, header: string[], rows: string[][]):
   return [`### ${title}`, "", note, "", line(header), line(header.map(() => "---")), ...rows.map(line), ""].join("\n");
 }
 
+/** The REST row a gRPC or Connect row is compared with: the all-off gateway's for the all-off rows. */
+const gatewayRestOf = (target: string): string => (target === GATEWAY_OFF_GRPC || target === GATEWAY_OFF_CONNECT ? GATEWAY_OFF : GATEWAY);
+
 function unaryTable(results: Results, scenario: ScenarioKey, title: string, note: string, references: Array<[ScenarioKey, string, string]>): string {
   const withGatewayRest = scenario === "grpc" || scenario === "connect";
   const header = ["target", "req/s", "p50 ms", "p99 ms", "CPU µs/call", "load gen CPU µs/call", "peak RSS MB", "vs direct", "vs bare", ...(withGatewayRest ? ["vs gateway REST"] : []), "failed", "req/s spread"];
@@ -123,7 +130,7 @@ function unaryTable(results: Results, scenario: ScenarioKey, title: string, note
       fixed(results.median(from, target, "peakRssMb"), 0),
       times(results.ratio([from, target], [from === "rest-c1" ? "rest-c1" : "rest", DIRECT], "rps")),
       times(results.ratio([from, target], [from === "rest-c1" ? "rest-c1" : "rest", BARE], "rps")),
-      ...(withGatewayRest ? [times(results.ratio([from, target], ["rest", GATEWAY], "rps"))] : []),
+      ...(withGatewayRest ? [times(results.ratio([from, target], ["rest", gatewayRestOf(target)], "rps"))] : []),
       results.failures(from, target),
       percent(results.spread(from, target, "rps")),
     ]);
@@ -134,7 +141,7 @@ function sseTable(results: Results, concurrency: number): string {
   const header = ["target", "mode", "streams/s", "TTFB p50 ms", "TTFB p99 ms", "TTLB p50 ms", "TTLB p99 ms", "CPU µs/stream", "peak RSS MB", "TTFB p50 vs direct", "TTFB p50 vs bare", "failed"];
   const rows: string[][] = [];
   for (const [scenario, mode] of [["sse-seq", "sequential (c=1)"], ["sse-conc", `concurrent (c=${concurrency})`]] as const) {
-    for (const target of [DIRECT, BARE, GATEWAY]) {
+    for (const target of [DIRECT, BARE, GATEWAY, GATEWAY_OFF]) {
       if (results.runs(scenario, target).length === 0) continue;
       rows.push([
         target,
@@ -162,7 +169,7 @@ function sseTable(results: Results, concurrency: number): string {
 
 function streamsTable(results: Results, count: number): string {
   const header = ["target", "max open at once", "completed", "all open after ms", "TTFB p50 ms", "TTFB p99 ms", "TTLB p99 ms", "CPU µs/stream", "peak RSS MB (VmHWM)", "max sampled RSS MB", "RSS vs direct", "RSS vs bare"];
-  const rows = [DIRECT, BARE, GATEWAY]
+  const rows = [DIRECT, BARE, GATEWAY, GATEWAY_OFF]
     .filter((target) => results.runs("streams", target).length > 0)
     .map((target) => [
       target,
@@ -186,27 +193,83 @@ function streamsTable(results: Results, count: number): string {
   );
 }
 
+/** The protocols of the "what everything on costs" table: scenario, shipped target, all-off target. */
+const COSTED: Array<[string, ScenarioKey, string, string]> = [
+  ["REST", "rest", GATEWAY, GATEWAY_OFF],
+  ["gRPC", "grpc", GATEWAY_GRPC, GATEWAY_OFF_GRPC],
+  ["Connect", "connect", GATEWAY_CONNECT, GATEWAY_OFF_CONNECT],
+];
+
+/** The gateway as shipped beside the same gateway with everything off, per protocol. */
+function costTable(results: Results): string {
+  const bare: [ScenarioKey, string] = ["rest", BARE];
+  const header = ["protocol", "CPU µs/call as shipped", "CPU µs/call all off", "added µs/call", "as shipped ÷ all off", "as shipped ÷ bare proxy", "all off ÷ bare proxy", "req/s as shipped ÷ all off"];
+  const rows = COSTED.filter(([, scenario, on, off]) => results.has(scenario, on) && results.has(scenario, off)).map(([protocol, scenario, on, off]) => [
+    protocol,
+    fixed(results.median(scenario, on, "cpuUsPerCall"), 1),
+    fixed(results.median(scenario, off, "cpuUsPerCall"), 1),
+    fixed(results.difference([scenario, on], [scenario, off], "cpuUsPerCall"), 1),
+    times(results.ratio([scenario, on], [scenario, off], "cpuUsPerCall")),
+    times(results.ratio([scenario, on], bare, "cpuUsPerCall")),
+    times(results.ratio([scenario, off], bare, "cpuUsPerCall")),
+    times(results.ratio([scenario, on], [scenario, off], "rps")),
+  ]);
+  if (rows.length === 0) return "";
+  const restShare = results.has("rest", BARE)
+    ? `\nREST req/s as shipped: ${percent(results.ratio(["rest", GATEWAY], bare, "rps"))} of the bare proxy's (all off: ${percent(results.ratio(["rest", GATEWAY_OFF], bare, "rps"))}).\n`
+    : "";
+  return `${table(
+    "What everything on costs",
+    "As shipped: authentication with a cached API key, the journal (SQLite in the work dir) and the log signal sink (to a file); all off: the same build through `gateway-off.mjs` (`authenticate: false`, `journal: false`, `signals.sinks: []`), called without a key. CPU of the gateway process per call; added µs and ratios are medians of the per-round differences and ratios; the bare proxy's figure is its REST run of the same round.",
+    header,
+    rows,
+  )}${restShare}`;
+}
+
 export function tables(results: Results, settings: { connections: number; grpcChannels: number; streams: number }): string {
   const c = settings.connections;
-  const refs = (extra: [ScenarioKey, string, string]): Array<[ScenarioKey, string, string]> => [
+  const refs = (extra: Array<[ScenarioKey, string, string]>): Array<[ScenarioKey, string, string]> => [
     ["rest", DIRECT, "direct (REST, ref.)"],
     ["rest", BARE, "bare proxy (REST, ref.)"],
     ["rest", GATEWAY, "gateway REST (ref.)"],
-    extra,
+    ["rest", GATEWAY_OFF, "gateway REST, all off (ref.)"],
+    ...extra,
   ];
+  const againstRest = "the REST rows of the same rounds are the references; \"vs gateway REST\" of an all-off row is against the all-off REST row.";
   return [
-    unaryTable(results, "rest", `REST unary (c=${c})`, "`POST /api/v1/prompts/passthrough/bench/` on the gateway; `POST /v1/chat/completions` direct and through the bare proxy.", [
+    costTable(results),
+    unaryTable(results, "rest", `REST unary (c=${c})`, "`POST /api/v1/prompts/passthrough/bench/` on the gateways; `POST /v1/chat/completions` direct and through the bare proxy.", [
       ["rest", DIRECT, DIRECT],
       ["rest", BARE, BARE],
       ["rest", GATEWAY, GATEWAY],
+      ["rest", GATEWAY_OFF, GATEWAY_OFF],
     ]),
     unaryTable(results, "rest-c1", "REST unary latency at concurrency 1", "Added latency is the gateway's p99 minus direct's p99, same round.", [
       ["rest-c1", DIRECT, DIRECT],
       ["rest-c1", BARE, BARE],
       ["rest-c1", GATEWAY, GATEWAY],
+      ["rest-c1", GATEWAY_OFF, GATEWAY_OFF],
     ]),
-    unaryTable(results, "grpc", `gRPC unary (${c} outstanding calls, ${settings.grpcChannels} channel(s))`, "There is no gRPC provider to call directly: the REST rows of the same rounds are the references.", refs(["grpc", GATEWAY_GRPC, GATEWAY_GRPC])),
-    unaryTable(results, "connect", `Connect JSON unary (c=${c})`, "`POST /smarter.prompt.v1.PassthroughService/Passthrough`, `application/json`; the REST rows of the same rounds are the references.", refs(["connect", GATEWAY_CONNECT, GATEWAY_CONNECT])),
+    unaryTable(
+      results,
+      "grpc",
+      `gRPC unary (${c} outstanding calls, ${settings.grpcChannels} channel(s))`,
+      `There is no gRPC provider to call directly: ${againstRest}`,
+      refs([
+        ["grpc", GATEWAY_GRPC, GATEWAY_GRPC],
+        ["grpc", GATEWAY_OFF_GRPC, GATEWAY_OFF_GRPC],
+      ]),
+    ),
+    unaryTable(
+      results,
+      "connect",
+      `Connect JSON unary (c=${c})`,
+      `\`POST /smarter.prompt.v1.PassthroughService/Passthrough\`, \`application/json\`; ${againstRest}`,
+      refs([
+        ["connect", GATEWAY_CONNECT, GATEWAY_CONNECT],
+        ["connect", GATEWAY_OFF_CONNECT, GATEWAY_OFF_CONNECT],
+      ]),
+    ),
     sseTable(results, c),
     streamsTable(results, settings.streams),
   ]
@@ -229,6 +292,12 @@ export function keyFigures(results: Results) {
     grpcVsRest: results.ratio(["grpc", GATEWAY_GRPC], ["rest", GATEWAY], "rps"),
     connectCpu: results.median("connect", GATEWAY_CONNECT, "cpuUsPerCall"),
     connectVsRest: results.ratio(["connect", GATEWAY_CONNECT], ["rest", GATEWAY], "rps"),
+    // What everything on costs: absent (NaN) in runs without the all-off gateway.
+    offRestCpu: results.median("rest", GATEWAY_OFF, "cpuUsPerCall"),
+    offRestVsBare: results.ratio(["rest", GATEWAY_OFF], ["rest", BARE], "rps"),
+    restCpuOnVsOff: results.ratio(["rest", GATEWAY], ["rest", GATEWAY_OFF], "cpuUsPerCall"),
+    grpcCpuOnVsOff: results.ratio(["grpc", GATEWAY_GRPC], ["grpc", GATEWAY_OFF_GRPC], "cpuUsPerCall"),
+    connectCpuOnVsOff: results.ratio(["connect", GATEWAY_CONNECT], ["connect", GATEWAY_OFF_CONNECT], "cpuUsPerCall"),
     ttfbVsBare: results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP50"),
     ttfbP99VsBare: results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP99"),
     sseCpu: results.median("sse-seq", GATEWAY, "cpuUsPerCall"),
@@ -280,6 +349,11 @@ const COMPARED: Array<{ label: string; figure: keyof KeyFigures; format: (value:
   { label: "gRPC req/s, share of REST's", figure: "grpcVsRest", format: percent, better: "higher" },
   { label: "Connect gateway CPU µs/call", figure: "connectCpu", format: (value) => fixed(value, 0), better: "lower" },
   { label: "Connect req/s, share of REST's", figure: "connectVsRest", format: percent, better: "higher" },
+  { label: "REST all-off gateway CPU µs/call", figure: "offRestCpu", format: (value) => fixed(value, 0), better: "lower" },
+  { label: "REST all-off req/s, share of the bare proxy's", figure: "offRestVsBare", format: percent, better: "higher" },
+  { label: "REST CPU per call, as shipped ÷ all off", figure: "restCpuOnVsOff", format: times, better: "lower" },
+  { label: "gRPC CPU per call, as shipped ÷ all off", figure: "grpcCpuOnVsOff", format: times, better: "lower" },
+  { label: "Connect CPU per call, as shipped ÷ all off", figure: "connectCpuOnVsOff", format: times, better: "lower" },
   { label: "SSE first byte vs the bare proxy (p50, c=1)", figure: "ttfbVsBare", format: plusMs, better: "lower" },
   { label: "SSE gateway CPU µs/stream", figure: "sseCpu", format: (value) => fixed(value, 0), better: "lower" },
   { label: "1,000 open streams, peak RSS MB", figure: "streamsRss", format: (value) => fixed(value, 0), better: "lower" },

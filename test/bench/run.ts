@@ -7,9 +7,9 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildGateway, startGateway, type GatewayHandle } from "./gateway.js";
+import { buildGateway, setsSignals, startGateway, startGatewayOff, type GatewayHandle } from "./gateway.js";
 import { killAllChildren, startPortPrinter, stopChild } from "./proc.js";
-import { BARE, comparisonTable, DIRECT, GATEWAY, GATEWAY_CONNECT, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
+import { BARE, comparisonTable, DIRECT, GATEWAY, GATEWAY_CONNECT, GATEWAY_GRPC, GATEWAY_OFF, GATEWAY_OFF_CONNECT, GATEWAY_OFF_GRPC, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
 import { Bench, type HttpTarget } from "./scenarios.js";
 import { chatBody, readSettings } from "./settings.js";
 import { runSoak } from "./soak.js";
@@ -101,6 +101,7 @@ async function main(): Promise<void> {
     for (const server of [slowProvider, slowBare]) if (server) servers.push(server.child);
 
     let gateway: GatewayHandle | undefined;
+    let gatewayOff: GatewayHandle | undefined;
     if (!settings.gateway) {
       bench.notes.push("gateway skipped: BENCH_GATEWAY=0.");
     } else {
@@ -109,62 +110,90 @@ async function main(): Promise<void> {
         const buildError = await buildGateway(root);
         if (buildError) bench.notes.push(`npm run build failed; trying whatever dist/ holds. First lines:\n\n    ${buildError.split("\n").join("\n    ")}`);
       }
+      const providers = [{ name: "bench", port: provider.port }, ...(slowProvider ? [{ name: "benchslow", port: slowProvider.port }] : [])];
+      const gatewayOptions = { root, workDir, providers, startTimeoutMs: settings.gatewayStartTimeoutMs, extraYaml: settings.gatewayYaml };
+      if (setsSignals(settings.gatewayYaml)) bench.notes.push("BENCH_GATEWAY_YAML has a `signals` section: both gateways use it instead of the bench's (a log sink to a file as shipped, none all off).");
       try {
-        const providers = [{ name: "bench", port: provider.port }, ...(slowProvider ? [{ name: "benchslow", port: slowProvider.port }] : [])];
-        gateway = await startGateway({ root, workDir, providers, startTimeoutMs: settings.gatewayStartTimeoutMs, extraYaml: settings.gatewayYaml });
+        gateway = await startGateway(gatewayOptions);
         bench.notes.push(...gateway.notes);
         servers.push(gateway.child);
         log(`gateway listening on ${gateway.port} (pid ${gateway.child.pid}${gateway.authorization ? ", with an API key" : ", without an API key"})`);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
-        bench.notes.push(`GATEWAY NOT MEASURED: it did not start (${message.replace(/\s*\n\s*/g, " ")}). Only direct and bare proxy were run.`);
+        bench.notes.push(`GATEWAY NOT MEASURED: it did not start (${message.replace(/\s*\n\s*/g, " ")}).`);
         log(`GATEWAY NOT MEASURED: ${message}`);
+      }
+      if (!settings.gatewayOff) {
+        bench.notes.push("gateway, all off skipped: BENCH_GATEWAY_OFF=0.");
+      } else {
+        try {
+          gatewayOff = await startGatewayOff(gatewayOptions);
+          servers.push(gatewayOff.child);
+          log(`gateway, all off listening on ${gatewayOff.port} (pid ${gatewayOff.child.pid})`);
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          bench.notes.push(`GATEWAY, ALL OFF NOT MEASURED: it did not start (${message.replace(/\s*\n\s*/g, " ")}).`);
+          log(`GATEWAY, ALL OFF NOT MEASURED: ${message}`);
+        }
       }
     }
 
     const json = { "content-type": "application/json" };
     const auth: Record<string, string> = gateway?.authorization ? { authorization: gateway.authorization } : {};
     const pidOf = (child: ChildProcess): number => child.pid ?? -1;
-    const targets = (slow: boolean): HttpTarget[] => {
+    const restUrl = (handle: GatewayHandle, slow: boolean): string => `http://127.0.0.1:${handle.port}/api/v1/prompts/passthrough/${slow ? "benchslow" : "bench"}/`;
+    /** The REST targets in the order of every round; the all-off gateway only where `withOff`. */
+    const targets = (slow: boolean, withOff: boolean): HttpTarget[] => {
       const upstream = slow ? slowProvider : provider;
       const proxy = slow ? slowBare : bare;
       const list: HttpTarget[] = [];
       if (upstream) list.push({ name: DIRECT, pid: pidOf(upstream.child), url: `http://127.0.0.1:${upstream.port}/v1/chat/completions`, headers: json });
       if (proxy) list.push({ name: BARE, pid: pidOf(proxy.child), url: `http://127.0.0.1:${proxy.port}/v1/chat/completions`, headers: json });
-      if (gateway) {
-        const name = slow ? "benchslow" : "bench";
-        list.push({ name: GATEWAY, pid: pidOf(gateway.child), url: `http://127.0.0.1:${gateway.port}/api/v1/prompts/passthrough/${name}/`, headers: { ...json, ...auth } });
-      }
+      if (gateway) list.push({ name: GATEWAY, pid: pidOf(gateway.child), url: restUrl(gateway, slow), headers: { ...json, ...auth } });
+      if (gatewayOff && withOff) list.push({ name: GATEWAY_OFF, pid: pidOf(gatewayOff.child), url: restUrl(gatewayOff, slow), headers: json });
       return list;
     };
     const body = JSON.stringify(chatBody);
-    const connect: HttpTarget | undefined = gateway && {
-      name: GATEWAY_CONNECT,
-      pid: pidOf(gateway.child),
-      url: `http://127.0.0.1:${gateway.port}/smarter.prompt.v1.PassthroughService/Passthrough`,
-      headers: { ...json, "connect-protocol-version": "1", ...auth },
-    };
+    const connectHeaders = { ...json, "connect-protocol-version": "1" };
+    const connectTarget = (name: string, handle: GatewayHandle, headers: Record<string, string>): HttpTarget => ({
+      name,
+      pid: pidOf(handle.child),
+      url: `http://127.0.0.1:${handle.port}/smarter.prompt.v1.PassthroughService/Passthrough`,
+      headers,
+    });
+    const connectTargets = [
+      ...(gateway ? [connectTarget(GATEWAY_CONNECT, gateway, { ...connectHeaders, ...auth })] : []),
+      ...(gatewayOff ? [connectTarget(GATEWAY_OFF_CONNECT, gatewayOff, connectHeaders)] : []),
+    ];
+    const grpcTargets: Array<{ handle: GatewayHandle; name: string }> = [];
+    if (gateway) grpcTargets.push({ handle: gateway, name: GATEWAY_GRPC });
+    if (gatewayOff) grpcTargets.push({ handle: gatewayOff, name: GATEWAY_OFF_GRPC });
     const connectBody = JSON.stringify({ providerName: "bench", body: chatBody });
 
     const unary = ["rest", "grpc", "connect"].some((name) => settings.scenarios.has(name));
     for (let round = 1; unary && round <= settings.rounds; round++) {
       log(`unary, round ${round}/${settings.rounds}`);
-      for (const target of targets(false)) await attempt(bench, `rest ${target.name}`, () => bench.http("rest", round, target, settings.connections, body));
-      if (gateway && settings.scenarios.has("grpc")) await attempt(bench, "grpc", () => bench.grpc(round, gateway));
-      if (connect && settings.scenarios.has("connect")) await attempt(bench, "connect", () => bench.http("connect", round, connect, settings.connections, connectBody));
+      for (const target of targets(false, true)) await attempt(bench, `rest ${target.name}`, () => bench.http("rest", round, target, settings.connections, body));
+      if (settings.scenarios.has("grpc")) {
+        for (const { handle, name } of grpcTargets) await attempt(bench, `grpc ${name}`, () => bench.grpc(round, handle, name));
+      }
+      if (settings.scenarios.has("connect")) {
+        for (const target of connectTargets) await attempt(bench, `connect ${target.name}`, () => bench.http("connect", round, target, settings.connections, connectBody));
+      }
       if (settings.scenarios.has("rest")) {
-        for (const target of targets(false)) await attempt(bench, `rest c=1 ${target.name}`, () => bench.http("rest-c1", round, target, 1, body));
+        for (const target of targets(false, true)) await attempt(bench, `rest c=1 ${target.name}`, () => bench.http("rest-c1", round, target, 1, body));
       }
     }
     for (let round = 1; settings.scenarios.has("sse") && round <= settings.rounds; round++) {
       log(`SSE, round ${round}/${settings.rounds}`);
-      for (const target of targets(false)) await attempt(bench, `sse ${target.name}`, () => bench.sse(round, target));
+      for (const target of targets(false, true)) await attempt(bench, `sse ${target.name}`, () => bench.sse(round, target));
     }
     for (let round = 1; wantStreams && round <= settings.rounds; round++) {
       log(`${settings.streams} open streams, round ${round}/${settings.rounds}`);
-      for (const target of targets(true)) await attempt(bench, `streams ${target.name}`, () => bench.streams(round, target));
+      for (const target of targets(true, false)) await attempt(bench, `streams ${target.name}`, () => bench.streams(round, target));
     }
     if (gateway && gateway.child.exitCode !== null) bench.notes.push(`the gateway exited during the benchmark (code ${gateway.child.exitCode}); see its log.`);
+    if (gatewayOff && gatewayOff.child.exitCode !== null) bench.notes.push(`the gateway, all off exited during the benchmark (code ${gatewayOff.child.exitCode}); see its log.`);
 
     const foreign = bench.records.map((record) => record.foreignCpuPct).filter(Number.isFinite);
     if (foreign.length && Math.max(...foreign) > 10) {

@@ -7,7 +7,7 @@ import type { GrpcLoadParams, GrpcLoadResult } from "./load-grpc.js";
 import type { HttpLoadParams, HttpLoadResult } from "./load-http.js";
 import type { SseLoadParams, SseLoadResult, StreamTimings } from "./load-sse.js";
 import { cpuMicros, cpuReading, foreignCpuPercent, memoryKb, resetPeakRss, runLoadChild, sampleRss } from "./proc.js";
-import { GATEWAY_GRPC, type RunRecord, type ScenarioKey } from "./report.js";
+import type { RunRecord, ScenarioKey } from "./report.js";
 import type { LatencySummary } from "./stats.js";
 import { chatBody, type Settings } from "./settings.js";
 
@@ -137,8 +137,9 @@ export class Bench {
     this.record(unaryRecord(scenario, target.name, round, run, { failed, failure, answered: run.result.ok + run.result.non2xx }));
   }
 
-  async grpc(round: number, gateway: GatewayHandle): Promise<void> {
-    if (this.skip("grpc", GATEWAY_GRPC) || gateway.child.pid === undefined) return;
+  /** gRPC unary on `gateway`, recorded as `target`. */
+  async grpc(round: number, gateway: GatewayHandle, target: string): Promise<void> {
+    if (this.skip("grpc", target) || gateway.child.pid === undefined) return;
     const { durationS, warmupS, connections, grpcChannels } = this.settings;
     const params: GrpcLoadParams = {
       address: `127.0.0.1:${gateway.port}`,
@@ -152,7 +153,7 @@ export class Bench {
     };
     const run = await measure<GrpcLoadResult>(gateway.child.pid, "load-grpc.ts", params, (durationS + warmupS) * 1000 + 40_000);
     const { errors, firstError } = run.result;
-    this.record(unaryRecord("grpc", GATEWAY_GRPC, round, run, { failed: errors, failure: firstError, answered: run.result.ok + errors }));
+    this.record(unaryRecord("grpc", target, round, run, { failed: errors, failure: firstError, answered: run.result.ok + errors }));
   }
 
   async sse(round: number, target: HttpTarget): Promise<void> {

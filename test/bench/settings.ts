@@ -33,6 +33,8 @@ export function readSettings() {
     scenarios: new Set(only.length ? only : all),
     build: process.env.BENCH_SKIP_BUILD !== "1",
     gateway: process.env.BENCH_GATEWAY !== "0",
+    /** Also measure the gateway with authentication, the journal and the signal sinks off; "0": not. */
+    gatewayOff: process.env.BENCH_GATEWAY_OFF !== "0",
     gatewayStartTimeoutMs: number("BENCH_GATEWAY_TIMEOUT_S", 10) * 1000,
     /** YAML appended to the gateway's config, e.g. "upstream: { connectionsPerProvider: 1100 }". */
     /** An earlier latest.json to compare with; default the one this run replaces; "0": none. */
