@@ -203,7 +203,13 @@ export async function callStream(
   url: string,
   providerName: string,
   body: unknown,
-  options: { timeoutMs?: number; headers?: CallHeaders; onChunk?: (index: number, controller: AbortController) => void } = {},
+  options: {
+    timeoutMs?: number;
+    headers?: CallHeaders;
+    onChunk?: (index: number, controller: AbortController) => void;
+    /** Told of the response headers (lower-cased names), e.g. to read `x-journal-key`. */
+    onHeaders?: (headers: Record<string, string>) => void;
+  } = {},
 ): Promise<StreamResult> {
   const result: StreamResult = { chunks: [], arrivals: [] };
   const controller = new AbortController();
@@ -212,6 +218,10 @@ export async function callStream(
     const deadline = options.timeoutMs === undefined ? undefined : Date.now() + options.timeoutMs;
     const call = client.passthroughStream(request(providerName, body), metadataOf(options.headers ?? {}), deadline ? { deadline } : {});
     controller.signal.addEventListener("abort", () => call.cancel());
+    call.on("metadata", (metadata: grpc.Metadata) => {
+      const headers = Object.fromEntries(Object.entries(metadata.getMap()).map(([name, value]) => [name, String(value)]));
+      options.onHeaders?.(headers);
+    });
     await new Promise<void>((resolve) => {
       call.on("data", (message: PassthroughStreamResponse) => {
         result.chunks.push(message.chunk);
@@ -238,6 +248,7 @@ export async function callStream(
       signal: controller.signal,
       timeoutMs: options.timeoutMs,
       headers: options.headers,
+      onHeader: (headers) => options.onHeaders?.(Object.fromEntries(headers)),
     })) {
       result.chunks.push(message.chunk);
       result.arrivals.push(Date.now());
