@@ -38,7 +38,7 @@ class LogSink implements SignalSink {
 
   deliver(events: readonly SignalEvent[], signal: AbortSignal): Promise<void> {
     if (this.#closing) return Promise.reject(new Error("the log sink is closed"));
-    if (signal.aborted) return Promise.reject(abortedError(signal, "log delivery"));
+    if (signal.aborted) return Promise.reject(abortedError(signal, "the log delivery"));
     let text: string;
     try {
       text = events.map((event) => `${JSON.stringify(event)}\n`).join("");
@@ -46,9 +46,9 @@ class LogSink implements SignalSink {
       return Promise.reject(error);
     }
     // A delivery aborted while an earlier write was still going writes nothing.
-    const written = this.#tail.then(() => (signal.aborted ? Promise.reject(abortedError(signal, "log delivery")) : this.#writer.write(text)));
+    const written = this.#tail.then(() => (signal.aborted ? Promise.reject(abortedError(signal, "the log delivery")) : this.#writer.write(text)));
     this.#tail = written.catch(() => {});
-    return untilAborted(written, signal, "log delivery");
+    return untilAborted(written, signal, "the log delivery");
   }
 
   close(): Promise<void> {
