@@ -1,0 +1,99 @@
+import { mkdir, open, type FileHandle } from "node:fs/promises";
+import { dirname, resolve } from "node:path";
+import type { SignalEvent, SignalSink } from "../sink.js";
+import { abortedError, untilAborted } from "./abort.js";
+
+export interface LogSinkOptions {
+  /** A file to append the lines to, relative to the working directory (its folder is created). Default: standard output. */
+  path?: string;
+}
+
+/**
+ * The `log` sink: one JSON line per event (`JSON.stringify(event)`), written to standard output
+ * or appended to a file, apart from the gateway's own pino logs. A batch is one write; a
+ * delivery resolves once the write is handed to the operating system, so that a slow reader
+ * holds the dispatcher back instead of filling memory.
+ */
+export function createLogSink(options: LogSinkOptions = {}): SignalSink {
+  const { path } = options;
+  if (path !== undefined && (typeof path !== "string" || path === "")) throw new TypeError("path must be a non-empty string");
+  return new LogSink(path === undefined ? stdoutWriter() : fileWriter(resolve(path)));
+}
+
+interface Writer {
+  write(text: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Writes one after the other, so that batches never interleave and a close waits for the last. */
+class LogSink implements SignalSink {
+  readonly name = "log";
+  readonly #writer: Writer;
+  #tail: Promise<void> = Promise.resolve();
+  #closing: Promise<void> | undefined;
+
+  constructor(writer: Writer) {
+    this.#writer = writer;
+  }
+
+  deliver(events: readonly SignalEvent[], signal: AbortSignal): Promise<void> {
+    if (this.#closing) return Promise.reject(new Error("the log sink is closed"));
+    if (signal.aborted) return Promise.reject(abortedError(signal, "the log delivery"));
+    let text: string;
+    try {
+      text = events.map((event) => `${JSON.stringify(event)}\n`).join("");
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    // A delivery aborted while an earlier write was still going writes nothing.
+    const written = this.#tail.then(() => (signal.aborted ? Promise.reject(abortedError(signal, "the log delivery")) : this.#writer.write(text)));
+    this.#tail = written.catch(() => {});
+    return untilAborted(written, signal, "the log delivery");
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= this.#tail.then(() => this.#writer.close());
+    return this.#closing;
+  }
+}
+
+function stdoutWriter(): Writer {
+  return {
+    write: (text) =>
+      new Promise<void>((resolve, reject) => {
+        process.stdout.write(text, (error) => (error ? reject(new Error("the log sink could not write to standard output", { cause: error })) : resolve()));
+      }),
+    // Standard output belongs to the process: it is left open.
+    close: () => Promise.resolve(),
+  };
+}
+
+/** Opened on the first write, in append mode, and kept open; a failed open is tried again on the next write. */
+function fileWriter(path: string): Writer {
+  let handle: Promise<FileHandle> | undefined;
+  const opening = async () => {
+    await mkdir(dirname(path), { recursive: true });
+    return open(path, "a");
+  };
+  return {
+    async write(text) {
+      let file: FileHandle;
+      try {
+        file = await (handle ??= opening());
+      } catch (error) {
+        handle = undefined;
+        throw new Error(`the log sink could not open ${path}`, { cause: error });
+      }
+      try {
+        await file.appendFile(text);
+      } catch (error) {
+        throw new Error(`the log sink could not write to ${path}`, { cause: error });
+      }
+    },
+    async close() {
+      const opened = handle;
+      handle = undefined;
+      if (opened) await (await opened.catch(() => undefined))?.close();
+    },
+  };
+}

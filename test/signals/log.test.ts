@@ -1,0 +1,128 @@
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import type { SignalEvent } from "../../src/signals/sink.js";
+import { createLogSink } from "../../src/signals/sinks/log.js";
+import { runSinkContract, sampleEvents } from "./sink.contract.js";
+
+let folder: string;
+beforeAll(async () => {
+  folder = await mkdtemp(join(tmpdir(), "passthrough-log-sink-"));
+});
+afterAll(async () => {
+  await rm(folder, { recursive: true, force: true });
+});
+
+let files = 0;
+const newFile = () => join(folder, `sub-${files}`, `signals-${files++}.jsonl`);
+
+async function readLines(path: string): Promise<SignalEvent[]> {
+  const text = await readFile(path, "utf8").catch(() => "");
+  expect(text === "" || text.endsWith("\n")).toBe(true);
+  return text.split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as SignalEvent);
+}
+
+/** Captures what is written to standard output, answering each write's callback as the stream would; `hold` delays the callbacks. */
+function captureStdout() {
+  const chunks: string[] = [];
+  const held: Array<() => void> = [];
+  let holding = false;
+  const spy = vi.spyOn(process.stdout, "write").mockImplementation(((chunk: string | Uint8Array, ...rest: unknown[]) => {
+    chunks.push(typeof chunk === "string" ? chunk : Buffer.from(chunk).toString("utf8"));
+    const callback = rest.find((arg): arg is (error?: Error | null) => void => typeof arg === "function");
+    if (callback) (holding ? held.push(() => callback(null)) : queueMicrotask(() => callback(null)));
+    return !holding;
+  }) as typeof process.stdout.write);
+  return {
+    chunks,
+    spy,
+    hold: () => (holding = true),
+    release: () => {
+      holding = false;
+      for (const answer of held.splice(0)) answer();
+    },
+    events: () => chunks.join("").split("\n").filter((line) => line !== "").map((line) => JSON.parse(line) as SignalEvent),
+  };
+}
+
+runSinkContract({
+  name: "log to a file",
+  newSink: async () => {
+    const path = newFile();
+    return { sink: createLogSink({ path }), readBack: () => readLines(path) };
+  },
+});
+
+runSinkContract({
+  name: "log to standard output",
+  newSink: async () => {
+    const capture = captureStdout();
+    return { sink: createLogSink(), readBack: async () => capture.events(), cleanup: async () => capture.spy.mockRestore() };
+  },
+});
+
+describe("the log sink", () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  it("writes one line per event, each exactly JSON.stringify(event), a batch in one write", async () => {
+    const capture = captureStdout();
+    const sink = createLogSink();
+    const events = sampleEvents(3);
+    await sink.deliver(events, new AbortController().signal);
+    await sink.close();
+    expect(capture.chunks).toEqual([events.map((event) => `${JSON.stringify(event)}\n`).join("")]);
+  });
+
+  it("resolves only once standard output took the write, and a delivery aborted while waiting rejects", async () => {
+    const capture = captureStdout();
+    const sink = createLogSink();
+    capture.hold();
+    let settled = false;
+    const delivery = sink.deliver(sampleEvents(1), new AbortController().signal).finally(() => (settled = true));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(settled).toBe(false);
+    const controller = new AbortController();
+    const waiting = sink.deliver(sampleEvents(1), controller.signal);
+    controller.abort();
+    await expect(waiting).rejects.toThrow(/aborted/);
+    capture.release();
+    await delivery;
+    await sink.close();
+    // The aborted batch, still waiting for the first write, was never written.
+    expect(capture.events()).toHaveLength(1);
+  });
+
+  it("appends to a file that already has lines, and the file is complete once close resolves", async () => {
+    const path = newFile();
+    const before = sampleEvents(1);
+    const first = createLogSink({ path });
+    await first.deliver(before, new AbortController().signal);
+    await first.close();
+    const second = createLogSink({ path });
+    const events = sampleEvents(500);
+    const deliveries = [0, 100, 200, 300, 400].map((start) => second.deliver(events.slice(start, start + 100), new AbortController().signal));
+    await second.close();
+    await Promise.all(deliveries);
+    expect(await readLines(path)).toEqual([...before, ...events]);
+  });
+
+  it("rejects while the file cannot be opened, naming it, and writes once it can", async () => {
+    const blocker = join(folder, `blocker-${files++}`);
+    await writeFile(blocker, "a file where a folder should be");
+    const path = join(blocker, "signals.jsonl");
+    const sink = createLogSink({ path });
+    await expect(sink.deliver(sampleEvents(1), new AbortController().signal)).rejects.toThrow(`the log sink could not open ${path}`);
+    await rm(blocker);
+    const events = sampleEvents(2);
+    await sink.deliver(events, new AbortController().signal);
+    await sink.close();
+    expect(await readLines(path)).toEqual(events);
+  });
+
+  it("refuses an empty path when it is built", () => {
+    expect(() => createLogSink({ path: "" })).toThrow(/path/);
+  });
+});
