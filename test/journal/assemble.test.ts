@@ -2,9 +2,10 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { assembleStream } from "../../src/journal/assemble.js";
-import { chunks } from "../support/fake-provider.js";
+import { chunks as fakeChunks } from "../support/fake-provider.js";
 
 const encoder = new TextEncoder();
+const chunks = (n: number, model: string) => fakeChunks(n, model) as JsonObject[];
 /** Chunks as a REST record keeps them: SSE blocks, `data: [DONE]` last. */
 const blocks = (events: readonly (JsonObject | string)[]) =>
   [...events.map((event) => (typeof event === "string" ? event : JSON.stringify(event))), "[DONE]"].map((data) => encoder.encode(`data: ${data}\n\n`));

@@ -130,7 +130,7 @@ describe.each(STREAM_PROTOCOLS)("the journal entry of a PassthroughStream over %
     provider.reply(sse(chunks(3, "m")));
     await callStream(protocol, gateway.url, "local", { model: "m", stream: true });
     const entry = await theEntry();
-    expect(JSON.parse(entry.responseBody!)).toEqual(assembleStream(chunks(3, "m"), false));
+    expect(JSON.parse(entry.responseBody!)).toEqual(assembleStream(chunks(3, "m") as JsonObject[], false));
     expect(entry).toMatchObject({ protocol, grpcCode: 0, totalTokens: 21 });
   });
 
@@ -153,7 +153,7 @@ describe("the journal entry of a REST stream", () => {
     await response.text();
     const entry = await theEntry();
     expect(entry.requestBody).toBe('{"model":"m","stream":true}');
-    expect(JSON.parse(entry.responseBody!)).toEqual(assembleStream(chunks(3, "m"), false));
+    expect(JSON.parse(entry.responseBody!)).toEqual(assembleStream(chunks(3, "m") as JsonObject[], false));
     expect(entry).toMatchObject({ protocol: "rest", grpcCode: 0, status: 200, totalTokens: 21 });
   });
 
