@@ -15,6 +15,11 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
   /** How long getting a connection may take before the call fails UNAVAILABLE. Default 5 s. */
   connectTimeoutMs?: number;
+  /**
+   * How long a query may wait for its answer before it fails UNAVAILABLE and its connection is
+   * discarded, so that a server or network that stops answering cannot hold the pool. Default 30 s.
+   */
+  queryTimeoutMs?: number;
 }
 
 /** A plain identifier, so the schema can be quoted into SQL (identifiers cannot be parameters). */
@@ -31,6 +36,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     connectionString: options.url,
     max: options.maxConnections ?? 10,
     connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+    query_timeout: options.queryTimeoutMs ?? 30_000,
     application_name: "passthrough",
   });
   // An idle connection that breaks is reported here; the next query fails and is mapped then.

@@ -1,0 +1,54 @@
+import { isAbsolute } from "node:path";
+import type { Logger } from "../logging/logger.js";
+import type { Store } from "../store/store.js";
+
+/** How a journal writer is built (createJournalWriter); validateJournalWriterOptions fills the defaults. */
+export interface JournalWriterOptions {
+  store: Store;
+  /** Most entries held in memory waiting for the store; past it they go to the spool file. */
+  queueSize: number;
+  /**
+   * Most bytes held in memory waiting for the store, counted as body characters plus a fixed
+   * amount per entry. Default 64 MiB: one entry may carry bodies of up to 32 MiB.
+   */
+  maxQueueBytes?: number;
+  /** Most entries in one `writeJournal`. */
+  batchSize: number;
+  /** Absolute path of this instance's spool file; its folder is created when missing. */
+  spoolFile: string;
+  logger: Logger;
+  /** The first retry's delay after a failed batch, doubled each time up to `maxRetryMs`, with jitter. Default 100 ms. */
+  retryMs?: number;
+  /** Default 5 s. */
+  maxRetryMs?: number;
+  /** A batch the store has not confirmed within this counts as failed. Default 5 s. */
+  writeTimeoutMs?: number;
+  /** The clock batch latency is measured with, in milliseconds. Default `performance.now`. */
+  now?: () => number;
+  /** Told of every batch the store confirmed: how long it took and how many entries it held (a latency histogram). */
+  onBatchWritten?: (durationMs: number, count: number) => void;
+}
+
+/** The options with every default filled. */
+export type ValidJournalWriterOptions = Required<Omit<JournalWriterOptions, "onBatchWritten">> & Pick<JournalWriterOptions, "onBatchWritten">;
+
+/** Checks the options and fills every default, once, when the writer is built. */
+export function validateJournalWriterOptions(options: JournalWriterOptions): ValidJournalWriterOptions {
+  const positive = (name: string, value: number, integer: boolean) => {
+    if (!(value > 0) || !Number.isFinite(value) || (integer && !Number.isInteger(value))) {
+      throw new Error(`journal writer: ${name} must be a positive ${integer ? "integer" : "number"}`);
+    }
+    return value;
+  };
+  if (!isAbsolute(options.spoolFile)) throw new Error("journal writer: spoolFile must be an absolute path");
+  return {
+    ...options,
+    queueSize: positive("queueSize", options.queueSize, true),
+    batchSize: positive("batchSize", options.batchSize, true),
+    maxQueueBytes: positive("maxQueueBytes", options.maxQueueBytes ?? 64 * 1024 * 1024, false),
+    retryMs: positive("retryMs", options.retryMs ?? 100, false),
+    maxRetryMs: positive("maxRetryMs", options.maxRetryMs ?? 5000, false),
+    writeTimeoutMs: positive("writeTimeoutMs", options.writeTimeoutMs ?? 5000, false),
+    now: options.now ?? (() => performance.now()),
+  };
+}
