@@ -19,6 +19,7 @@ import type { Secret } from "../config/secret.js";
 import { createAuthInterceptor } from "../interceptors/auth.js";
 import { createErrorBoundaryInterceptor } from "../interceptors/error-boundary.js";
 import { createSignalInterceptor } from "../interceptors/signals.js";
+import { openJournal } from "../journal/open.js";
 import { openSignals, registerSignalMetrics } from "../signals/open.js";
 import type { SignalSink } from "../signals/sink.js";
 import { createRateLimiter } from "../limits/open.js";
@@ -50,6 +51,8 @@ export interface GatewayOptions {
    * authentication turn it off. The configuration file cannot.
    */
   authenticate?: boolean;
+  /** Journal every call (SPEC section 7). Default true; only the benchmark's "all off" gateway turns it off. */
+  journal?: boolean;
   /** Sinks besides the configured ones (tests' own). */
   signalSinks?: readonly SignalSink[];
   /** Told of the key created on the first start with an empty key store, to show it once. */
@@ -79,7 +82,7 @@ export interface Gateway {
 }
 
 /** The composition root: builds every part from the configuration and serves them on one port. */
-export async function startGateway({ config, env, logger, calls: hooks = {}, authenticate = true, signalSinks, onFirstKey }: GatewayOptions): Promise<Gateway> {
+export async function startGateway({ config, env, logger, calls: hooks = {}, authenticate = true, journal: journaling = true, signalSinks, onFirstKey }: GatewayOptions): Promise<Gateway> {
   const providers = createProviderRegistry(config.providers, env, config.upstream);
   const store = await openStore(config.database.url, { schema: config.database.schema });
   const keyCache = createKeyCache({ store, ttlMs: config.auth.cacheTtlMs, onError: (error, what) => logger.warn({ err: error }, `${what} failed`) });
@@ -114,6 +117,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   });
   tracker.onCallEnd(createCallMetrics(metrics, { providers: providers.list().map((p) => p.name) }));
   registerSignalMetrics(metrics, dispatcher);
+  const journal = journaling ? openJournal(config.journal, { store, logger, instance, metrics }) : undefined;
+  if (journal) tracker.onCallEnd(journal.onCallEnd);
   if (auth) tracker.onCallEnd(auth.onCallEnd);
   tracker.onUpstreamStart(signals.onUpstreamStart);
   tracker.onCallEnd(signals.onCallEnd);
@@ -208,7 +213,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
       shutdown.abort();
       listener.destroyConnections();
       await upstream.close();
-      await dispatcher.close(config.signals.flushTimeoutMs);
+      await Promise.all([journal?.close(JOURNAL_FLUSH_TIMEOUT_MS), dispatcher.close(config.signals.flushTimeoutMs)]);
       await keyCache.close();
       await limiter.close();
       await store.close();
@@ -216,6 +221,9 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     },
   };
 }
+
+/** How long shutdown waits for the journal's database; what it has not taken by then is spooled. */
+const JOURNAL_FLUSH_TIMEOUT_MS = 5000;
 
 /** No REST route and no RPC procedure: 404 in the REST error envelope. */
 function notFound(req: { method?: string; url?: string }, res: { writeHead(status: number, headers: Record<string, string>): unknown; end(body: string): unknown }): void {

@@ -1,0 +1,83 @@
+import path from "node:path";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import type { CallListener } from "../call/record.js";
+import type { Config } from "../config/schema.js";
+import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
+import type { Logger } from "../logging/logger.js";
+import type { Store } from "../store/store.js";
+import { journalEntryOf } from "./entry.js";
+import { startJournalRetention } from "./retention.js";
+import { createJournalWriter, type JournalWriter } from "./writer.js";
+
+export interface Journal {
+  readonly writer: JournalWriter;
+  /** Journals every admitted Passthrough call when it ends; refused calls are only counted and logged (SPEC section 6). */
+  readonly onCallEnd: CallListener;
+  /** Stops the retention task and flushes the writer within `timeoutMs`. */
+  close(timeoutMs: number): Promise<void>;
+}
+
+export interface OpenJournalOptions {
+  store: Store;
+  logger: Logger;
+  /** This instance's name: its spool file is `<spoolDir>/<instance>.spool`, so instances sharing a folder never share a file. */
+  instance: string;
+  metrics: Registry;
+}
+
+/** The journal of SPEC section 7 over the store: the writer, its spool, retention and metrics. */
+export function openJournal(config: Config["journal"], { store, logger, instance, metrics }: OpenJournalOptions): Journal {
+  const batchSeconds = new Histogram({
+    name: "passthrough_journal_batch_write_seconds",
+    help: "How long one batch of journal entries took to write.",
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [metrics],
+  });
+  const writer = createJournalWriter({
+    store,
+    queueSize: config.queueSize,
+    batchSize: config.batchSize,
+    spoolFile: path.resolve(config.spoolDir, `${instance}.spool`),
+    logger,
+    onBatchWritten: (ms) => batchSeconds.observe(ms / 1000),
+  });
+  registerJournalMetrics(metrics, writer);
+  const retention = config.retentionDays === undefined ? undefined : startJournalRetention({ store, retentionDays: config.retentionDays, logger });
+  const onCallEnd: CallListener = (call) => {
+    if (call.admitted && call.method.parent.typeName === PassthroughService.typeName) writer.write(journalEntryOf(call));
+  };
+  return {
+    writer,
+    onCallEnd,
+    async close(timeoutMs) {
+      retention?.stop();
+      await writer.close(timeoutMs);
+    },
+  };
+}
+
+function registerJournalMetrics(registry: Registry, writer: JournalWriter): void {
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
+  const counter = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  gauge("passthrough_journal_queue_depth", "Journal entries in memory waiting for the database.", () => writer.stats().queued + writer.stats().spoolPending);
+  gauge("passthrough_journal_spooled_entries", "Journal entries in the spool file waiting for the database.", () => writer.stats().spooled);
+  counter("passthrough_journal_written_total", "Journal entries the database confirmed.", () => writer.stats().written);
+  counter("passthrough_journal_dropped_total", "Journal entries lost because neither the database nor the spool could take them.", () => writer.stats().dropped);
+}
