@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from "../config/load.js";
 import { createLogger } from "../logging/logger.js";
 import type { Secret } from "../config/secret.js";
 import { startGateway } from "../server/gateway.js";
+import { journalCommand } from "./journal.js";
 import { keysCommand } from "./keys.js";
 
 const USAGE = `Usage: passthrough <command> [options]
@@ -11,6 +12,7 @@ const USAGE = `Usage: passthrough <command> [options]
 Commands:
   serve [--host H] [--port P]   serve every protocol on one port (default 127.0.0.1:8080)
   keys create|list|revoke|rotate  manage API keys (passthrough keys --help)
+  journal show|list             read the journal of calls (passthrough journal --help)
 
 Every command takes --config FILE (default: $PASSTHROUGH_CONFIG, else ./passthrough.yaml).`;
 
@@ -23,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
         return await serve(rest);
       case "keys":
         return await keysCommand(rest, process.env);
+      case "journal":
+        return await journalCommand(rest, process.env);
       case undefined:
       case "help":
       case "--help":
