@@ -70,6 +70,11 @@ async function serve(argv: string[]): Promise<number> {
   const { config, file } = loadConfig({ file: values.config, env: process.env, overrides: { host: values.host, port } });
   const logger = createLogger({ level: config.logging.level });
   if (file) logger.info({ file }, "configuration loaded");
+  // Listened for before the gateway starts: a SIGTERM right after "passthrough listening" must not find Node's default (exit at once).
+  const stopSignal = new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
   const gateway = await startGateway({ config, env: process.env, logger, onFirstKey: announceFirstKey });
   // SIGHUP re-reads the logging settings (the logPrompt switch, the level) without a restart.
   process.on("SIGHUP", () => {
@@ -81,17 +86,9 @@ async function serve(argv: string[]): Promise<number> {
     }
   });
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, "shutting down");
-      gateway.close().then(resolve, (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        resolve();
-      });
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  const signal = await stopSignal;
+  logger.info({ signal }, "shutting down");
+  await gateway.close().catch((error: unknown) => logger.error({ err: error }, "shutdown failed"));
   logger.flush();
   return 0;
 }
