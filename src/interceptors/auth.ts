@@ -2,6 +2,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { HeaderCheck } from "../call/header-stage.js";
 import { kCallRecord, type CallEndListener, type CallRecord } from "../call/record.js";
 import { assertProviderAllowed, authenticate, type AuthPrincipal, type CredentialVerifier } from "../auth/verifier.js";
+import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import { rateLimitedError } from "../limits/errors.js";
 import { effectiveLimits, type RateLimiter, type RateLimits } from "../limits/rate-limiter.js";
 import type { Logger } from "../logging/logger.js";
@@ -21,7 +22,10 @@ export interface AuthOptions {
 export interface Authentication {
   /** Decides from the headers alone, before the body is read: the principal, or a refusal; counts the request against its limits. */
   readonly headerCheck: HeaderCheck;
-  /** PERMISSION_DENIED for a provider the principal may not use, before the provider is called or even resolved. */
+  /**
+   * PERMISSION_DENIED for a provider the principal may not use, before the provider is called or
+   * even resolved. Only PassthroughService calls a provider: JournalService's provider_name is a filter.
+   */
   readonly interceptor: Interceptor;
   /** Charges the tokens the provider reported to the principal's tokens-per-minute budget. */
   readonly onCallEnd: CallEndListener;
@@ -67,6 +71,7 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
     const principal = principals.get(call);
     // Fail closed: a recorded call always passed the header check, or was refused there.
     if (principal === undefined) throw new ConnectError("unauthenticated: the call was not authenticated", Code.Unauthenticated);
+    if (call.method.parent.typeName !== PassthroughService.typeName) return next(req);
     const check = (message: unknown) => assertProviderAllowed(principal, normalizeProviderName(String((message as { providerName?: unknown }).providerName ?? "")));
     if (!req.stream) {
       check(req.message);
