@@ -1,10 +1,8 @@
 import { Code } from "@connectrpc/connect";
-import type { CallRecord } from "../call/record.js";
+import { ANONYMOUS_PRINCIPAL, type CallRecord } from "../call/record.js";
 import type { JournalEntry } from "../store/store.js";
 import { assembleStream } from "./assemble.js";
 
-/** The principal of calls made while authentication is off. */
-export const ANONYMOUS_PRINCIPAL = "anonymous";
 
 /** What an ended record always has; this stands in for a record read before its end. */
 const unfinished = { code: Code.Unknown, status: 500, message: "the call had not ended when it was journaled" };

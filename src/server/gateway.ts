@@ -104,7 +104,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const logging = { logPrompt: config.logging.logPrompt };
   const calls = createPassthroughCalls({ providers, upstream, logger, logging });
   const service = createPassthroughService(calls);
-  const journal = createJournalService(store);
+  const journalReads = createJournalService(store);
   const metrics = createMetricsRegistry();
   new Gauge({
     name: "passthrough_rate_limit_fallback_calls",
@@ -141,7 +141,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const transcoder = createTranscoder({
     services: [
       { service: PassthroughService, impl: createPassthroughRest(calls) },
-      { service: JournalService, impl: journal },
+      { service: JournalService, impl: journalReads },
     ],
     interceptors,
     maxBodyBytes: readMaxBytes,
@@ -149,6 +149,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     shutdownSignal: shutdown.signal,
     // A journal page with no entries is `"entries": []`, an OK entry has `"grpcCode": 0`.
     emitDefaults: true,
+    rejectUnknownQueryParameters: config.transcoding.rejectUnknownQueryParameters,
   });
   const fastPathOptions = { services: passthrough, interceptors, readMaxBytes, shutdownSignal: shutdown.signal };
   const fastPaths = config.server.fastPaths ? [createGrpcUnaryDoor(fastPathOptions), createConnectUnaryDoor(fastPathOptions)] : [];
@@ -156,7 +157,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     routes: (router) =>
       router
         .service(PassthroughService, service)
-        .service(JournalService, journal)
+        .service(JournalService, journalReads)
         .service(Health, createHealthService({ services: [PassthroughService, JournalService], draining: draining.signal }))
         .service(ServerReflection, createReflectionService(served))
         .service(ServerReflectionV1alpha, createReflectionV1alphaService(served)),
