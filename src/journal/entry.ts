@@ -30,9 +30,9 @@ export function journalEntryOf(call: CallRecord): JournalEntry {
     grpcCode: outcome.code,
     upstreamStatus: call.upstreamStatus ?? null,
     durationMs: call.durationMs ?? 0,
-    promptTokens: usage?.promptTokens ?? null,
-    completionTokens: usage?.completionTokens ?? null,
-    totalTokens: usage?.totalTokens ?? null,
+    promptTokens: tokenCount(usage?.promptTokens),
+    completionTokens: tokenCount(usage?.completionTokens),
+    totalTokens: tokenCount(usage?.totalTokens),
     error: outcome.code === 0 ? null : (outcome.message ?? null),
   };
 }
@@ -49,3 +49,13 @@ function responseBodyOf({ answer }: CallRecord): string | null {
   if (answer.kind === "unary") return answer.text;
   return JSON.stringify(assembleStream(answer.events, answer.truncated));
 }
+
+/**
+ * A provider's token count as the journal's integer column takes it; anything else (a fraction,
+ * a negative or huge number) is null, since one value the database refuses would fail its whole batch.
+ */
+function tokenCount(count: number | undefined): number | null {
+  return count !== undefined && Number.isInteger(count) && count >= 0 && count <= MAX_INT32 ? count : null;
+}
+
+const MAX_INT32 = 2 ** 31 - 1;

@@ -218,6 +218,15 @@ describe("journalEntryOf on a record built by the tracker", () => {
     expect(journalEntryOf(call).error).toMatch(/went away/);
   });
 
+  it("keeps only token counts the database's integer column takes", () => {
+    const call = start();
+    call.usage = { promptTokens: 1.5, completionTokens: 2 ** 31, totalTokens: -1 };
+    call.end(false);
+    expect(journalEntryOf(call)).toMatchObject({ promptTokens: null, completionTokens: null, totalTokens: null });
+    call.usage = { promptTokens: 0, totalTokens: 2 ** 31 - 1 };
+    expect(journalEntryOf(call)).toMatchObject({ promptTokens: 0, completionTokens: null, totalTokens: 2 ** 31 - 1 });
+  });
+
   it("decodes REST bytes that are not UTF-8 with replacement characters rather than failing", () => {
     const call = start();
     call.request = { bytes: new Uint8Array([0x7b, 0xff, 0x00, 0x7d]) };
