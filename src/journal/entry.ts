@@ -1,7 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { ANONYMOUS_PRINCIPAL, type CallRecord } from "../call/record.js";
 import type { JournalEntry } from "../store/store.js";
-import { assembleStream } from "./assemble.js";
 
 
 /** What an ended record always has; this stands in for a record read before its end. */
@@ -44,10 +43,10 @@ function requestBodyOf({ request }: CallRecord): string | null {
 }
 
 /** The record keeps no error body of its own, so a failure without an answer has none. */
-function responseBodyOf({ answer }: CallRecord): string | null {
-  if (answer === undefined) return null;
-  if (answer.kind === "unary") return answer.text;
-  return JSON.stringify(assembleStream(answer.events, answer.truncated));
+function responseBodyOf(call: CallRecord): string | null {
+  if (call.answer === undefined) return null;
+  if (call.answer.kind === "unary") return call.answer.text;
+  return JSON.stringify(call.answerBody);
 }
 
 /**

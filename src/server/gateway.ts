@@ -98,10 +98,10 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
       })
     : undefined;
   const instance = config.server.instanceId ?? `${hostname()}-${config.server.port}`;
-  const dispatcher = await openSignals(config.signals, logger, signalSinks);
+  const logging = { logPrompt: config.logging.logPrompt };
+  const dispatcher = await openSignals(config.signals, { logger, logging }, signalSinks);
   const signals = createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` });
   const upstream = createUpstreamClient(config.upstream);
-  const logging = { logPrompt: config.logging.logPrompt };
   const calls = createPassthroughCalls({ providers, upstream, logger, logging });
   const service = createPassthroughService(calls);
   const journalReads = createJournalService(store);

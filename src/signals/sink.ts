@@ -47,6 +47,8 @@ export interface SignalSink {
 /** What every sink factory is given besides its own configuration. */
 export interface SinkContext {
   readonly logger: Logger;
+  /** The gateway's logging settings as they are now (SIGHUP changes them): the log sink keeps bodies only while `logPrompt` is on. */
+  readonly logging?: { readonly logPrompt: boolean };
 }
 
 /**

@@ -6,7 +6,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createCallTracker, type CallRecord } from "../../src/call/record.js";
 import { PassthroughService } from "../../src/gen/smarter/prompt/v1/passthrough_pb.js";
-import { assembleStream } from "../../src/journal/assemble.js";
+import { assembleStream } from "../../src/call/stream-assembly.js";
 import { ANONYMOUS_PRINCIPAL } from "../../src/call/record.js";
 import { journalEntryOf } from "../../src/journal/entry.js";
 import { openStore } from "../../src/store/open.js";
