@@ -40,7 +40,10 @@ export interface SignalSink {
    * Connects lazily: a sink that cannot reach its server at start just fails its first batches.
    */
   deliver(events: readonly SignalEvent[], signal: AbortSignal): Promise<void>;
-  /** Releases connections; called once, after the last delivery. */
+  /**
+   * Releases connections; called once, after the last delivery. Settles promptly even when the
+   * server does not answer (nothing is left to send), so that shutdown keeps its deadline.
+   */
   close(): Promise<void>;
 }
 
