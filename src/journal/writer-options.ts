@@ -23,6 +23,11 @@ export interface JournalWriterOptions {
   maxRetryMs?: number;
   /** A batch the store has not confirmed within this counts as failed. Default 5 s. */
   writeTimeoutMs?: number;
+  /**
+   * How long a batch that is not full waits for more entries before it is written, so that a
+   * busy gateway writes fewer, larger transactions; flush and close do not wait. Default 0.
+   */
+  lingerMs?: number;
   /** The clock batch latency is measured with, in milliseconds. Default `performance.now`. */
   now?: () => number;
   /** Told of every batch the store confirmed: how long it took and how many entries it held (a latency histogram). */
@@ -49,6 +54,7 @@ export function validateJournalWriterOptions(options: JournalWriterOptions): Val
     retryMs: positive("retryMs", options.retryMs ?? 100, false),
     maxRetryMs: positive("maxRetryMs", options.maxRetryMs ?? 5000, false),
     writeTimeoutMs: positive("writeTimeoutMs", options.writeTimeoutMs ?? 5000, false),
+    lingerMs: Math.max(0, options.lingerMs ?? 0),
     now: options.now ?? (() => performance.now()),
   };
 }

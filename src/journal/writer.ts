@@ -346,6 +346,9 @@ class Writer implements JournalWriter {
         if (this.#recovered > 0) {
           await this.#countRecovered();
         } else if (this.#queue.length > 0) {
+          if (this.#queue.length < this.#opt.batchSize && this.#opt.lingerMs > 0 && this.#waiters.length === 0 && this.#closing === undefined) {
+            await new Promise((resolve) => setTimeout(resolve, this.#opt.lingerMs));
+          }
           if (!(await this.#writeQueued())) await this.#backoff();
         } else if (this.#replay !== undefined || this.#replayOffset < this.#spool.size) {
           if (!(await this.#replayBatch())) await this.#backoff();

@@ -9,6 +9,8 @@ export interface DispatcherOptions {
   maxQueueBytes?: number;
   /** Most events in one delivery. */
   batchSize: number;
+  /** How long a batch that is not full waits for more events before it is delivered (not at shutdown). Default 0: the next turn. */
+  lingerMs?: number;
   logger: Logger;
   /** One delivery's bound: past it the delivery is aborted and retried. Default 30 s. */
   deliveryTimeoutMs?: number;
@@ -112,7 +114,7 @@ class Lane {
     this.#bytes += weight;
     if (!this.#pumping) {
       this.#pumping = true;
-      // Started on the next turn, so that the events of one burst go out as one batch.
+      // Started on the next turn at the earliest, so that the events of one burst go out as one batch.
       setImmediate(() => void this.#pump());
     }
   }
@@ -149,6 +151,7 @@ class Lane {
   async #pump(): Promise<void> {
     let failures = 0;
     while (this.#queued > 0) {
+      if (this.#queued < this.options.batchSize) await this.#linger();
       const end = Math.min(this.#events.length, this.#head + this.options.batchSize);
       const batch = this.#events.slice(this.#head, end);
       if (await this.#deliver(batch)) {
@@ -188,11 +191,21 @@ class Lane {
     }
   }
 
+  /** Waits up to `lingerMs` for a batch to fill; shutdown cuts it short. */
+  #linger(): Promise<void> {
+    const lingerMs = this.options.lingerMs ?? 0;
+    return lingerMs <= 0 || this.#closing ? Promise.resolve() : this.#sleep(lingerMs);
+  }
+
   #backoff(failures: number): Promise<void> {
     const ceiling = Math.min(this.#maxRetryMs, this.#retryMs * 2 ** Math.min(failures, 30));
-    const delay = Math.random() * ceiling;
+    return this.#sleep(Math.random() * ceiling);
+  }
+
+  /** A pause that close() ends at once through #wake. */
+  #sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const timer = setTimeout(done, delay);
+      const timer = setTimeout(done, ms);
       function done() {
         clearTimeout(timer);
         resolve();

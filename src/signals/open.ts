@@ -4,6 +4,9 @@ import { createSignalDispatcher, type SignalDispatcher } from "./dispatcher.js";
 import type { SignalSink, SinkContext } from "./sink.js";
 import { createSink } from "./sinks/index.js";
 
+/** A batch that is not full waits this long for more: fewer, larger deliveries on a busy gateway. */
+const SIGNAL_LINGER_MS = 20;
+
 /**
  * The configured sinks behind one dispatcher. A sink is created at start (a module that fails
  * to load stops the start, naming it), but connects when it first delivers: one that cannot be
@@ -11,7 +14,7 @@ import { createSink } from "./sinks/index.js";
  */
 export async function openSignals(config: Config["signals"], context: SinkContext, extraSinks: readonly SignalSink[] = []): Promise<SignalDispatcher> {
   const sinks = [...(await Promise.all(config.sinks.map((sink) => createSink(sink, context)))), ...extraSinks];
-  return createSignalDispatcher({ sinks, queueSize: config.queueSize, batchSize: config.batchSize, logger: context.logger });
+  return createSignalDispatcher({ sinks, queueSize: config.queueSize, batchSize: config.batchSize, lingerMs: SIGNAL_LINGER_MS, logger: context.logger });
 }
 
 /** Per-sink queue depth, deliveries, retries and drops, read from the dispatcher at each scrape. */

@@ -70,6 +70,26 @@ export function writerCases(newStore: () => Promise<Store>): void {
       expect(store.attempts).toBe(1);
     });
 
+    it("with lingerMs, waits for a batch to fill: entries written close together share one transaction", async () => {
+      const { writer, store } = await setup({ lingerMs: 100, batchSize: 10 });
+      const list = entries(1, 4);
+      writer.write(list[0]);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      for (const e of list.slice(1)) writer.write(e);
+      await until(() => writer.stats().written === 4, "the entries are written");
+      expect(store.attempts).toBe(1);
+      expect(store.confirmed.map((batch) => batch.length)).toEqual([4]);
+    });
+
+    it("with lingerMs, does not wait on flush", async () => {
+      const { writer } = await setup({ lingerMs: 10_000 });
+      writer.write(entries(1, 1)[0]);
+      const started = Date.now();
+      await writer.flush();
+      expect(Date.now() - started).toBeLessThan(2000);
+      expect(writer.stats().written).toBe(1);
+    });
+
     it("keeps entries in the queue while the store fails, and writes them when it answers again", async () => {
       const { writer, store, stored } = await setup();
       store.fault = "down";

@@ -141,3 +141,31 @@ describe("signal dispatcher", () => {
     await dispatcher.close(10);
   });
 });
+
+describe("signal dispatcher with lingerMs", () => {
+  it("waits up to lingerMs for a batch to fill, and delivers a full one at once", async () => {
+    const { sink, batches } = recordingSink();
+    const dispatcher = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 3, lingerMs: 80, logger });
+    dispatcher.emit(event(1));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    dispatcher.emit(event(2));
+    await until(() => batches.length === 1);
+    expect(batches[0]).toEqual(["event-1", "event-2"]);
+    for (let i = 3; i < 6; i++) dispatcher.emit(event(i));
+    const started = Date.now();
+    await until(() => batches.length === 2);
+    expect(Date.now() - started).toBeLessThan(60);
+    expect(batches[1]).toEqual(["event-3", "event-4", "event-5"]);
+    await dispatcher.close(1000);
+  });
+
+  it("does not linger at shutdown", async () => {
+    const { sink, delivered } = recordingSink();
+    const dispatcher = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 10, lingerMs: 10_000, logger });
+    dispatcher.emit(event(1));
+    const started = Date.now();
+    await dispatcher.close(5000);
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(delivered()).toEqual(["event-1"]);
+  });
+});
