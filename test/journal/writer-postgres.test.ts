@@ -10,23 +10,14 @@ import { openPostgresStore } from "../../src/store/postgres.js";
 import type { JournalEntry } from "../../src/store/store.js";
 import { startFakeProvider } from "../support/fake-provider.js";
 import { startTestGateway } from "../support/gateway.js";
-import { startTcpProxy } from "../limits/support/tcp-proxy.js";
-import { postgresUrl, probePostgres } from "../store/postgres-support.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
+import { postgresUrl, requirePostgres } from "../store/postgres-support.js";
 import { captureLogger, tempDir, until } from "./support.js";
 import { writerCases } from "./writer-cases.js";
 
 // Each store gets a schema of its own in the `test` database, named after this run and dropped after it.
 const run = `passthrough_journal_${randomBytes(4).toString("hex")}`;
-const unreachable = await probePostgres();
-
-// This machine kind runs PostgreSQL and .ci/run checks it: a missing server fails, never skips.
-if (unreachable !== undefined) {
-  describe("the journal writer over PostgreSQL", () => {
-    it("needs PostgreSQL at 127.0.0.1:5432", () => {
-      throw new Error(`PostgreSQL is unreachable at ${postgresUrl}: ${unreachable}`);
-    });
-  });
-} else {
+if (await requirePostgres("the journal writer over PostgreSQL")) {
   let count = 0;
   afterAll(async () => {
     const client = new pg.Client(postgresUrl);

@@ -3,7 +3,7 @@ import type { Redis } from "ioredis";
 import type { LimitsLogger } from "../../src/limits/rate-limiter.js";
 import { createRedisRateLimiter, type RedisRateLimiter } from "../../src/limits/redis.js";
 import { REDIS_TEST_URL, assertRedis, deleteKeys, inspector, redisReachable, testKeyPrefix } from "./support/redis.js";
-import { startTcpProxy, type TcpProxy } from "./support/tcp-proxy.js";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 
 const reachable = await redisReachable();
 const keyPrefix = testKeyPrefix();

@@ -17,7 +17,7 @@ import { createProtocolClient } from "../support/clients.js";
 import { startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
 import { REDIS_TEST_URL, assertRedis, inspector as redisInspector, redisReachable } from "../limits/support/redis.js";
-import { startTcpProxy, type TcpProxy } from "../limits/support/tcp-proxy.js";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
 import { NATS_TEST_URL, assertNats, inspector as natsInspector, probeNats } from "../signals/support/nats.js";
 import { CALLS, compareLatency, deduplicated, eventually, median, recorderSink, sinkFigures, startWebhookReceiver, type WebhookReceiver } from "./support/sink-faults.js";
 

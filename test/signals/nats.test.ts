@@ -5,7 +5,7 @@ import type { NatsConnection } from "@nats-io/transport-node";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SignalEvent, SignalSink } from "../../src/signals/sink.js";
 import { createNatsSink } from "../../src/signals/sinks/nats.js";
-import { startTcpProxy } from "../limits/support/tcp-proxy.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
 import { runSinkContract, sampleEvents, silentContext } from "./sink.contract.js";
 import { NATS_TEST_URL, assertNats, inspector, probeNats } from "./support/nats.js";
 import { closedPort, timed } from "./support/services.js";

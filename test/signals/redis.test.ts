@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { SignalEvent, SignalSink } from "../../src/signals/sink.js";
 import { createRedisSink } from "../../src/signals/sinks/redis.js";
 import { REDIS_TEST_URL, assertRedis, inspector, redisReachable } from "../limits/support/redis.js";
-import { startTcpProxy } from "../limits/support/tcp-proxy.js";
+import { startTcpProxy } from "../support/tcp-proxy.js";
 import { runSinkContract, sampleEvents, silentContext } from "./sink.contract.js";
 import { closedPort, timed } from "./support/services.js";
 

@@ -3,21 +3,14 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { openPostgresStore } from "../../src/store/postgres.js";
-import { startTcpProxy, type TcpProxy } from "../limits/support/tcp-proxy.js";
-import { postgresUrl, probePostgres } from "./postgres-support.js";
+import { startTcpProxy, type TcpProxy } from "../support/tcp-proxy.js";
+import { postgresUrl, requirePostgres } from "./postgres-support.js";
 
 // The PostgreSQL store behind a TCP proxy the test cuts and stalls: connections that break while
 // idle in the pool, and a server that stops answering, fail calls UNAVAILABLE and nothing else.
 const run = `passthrough_faults_${randomBytes(4).toString("hex")}`;
-const unreachable = await probePostgres();
 
-if (unreachable !== undefined) {
-  describe("PostgreSQL store faults", () => {
-    it("needs PostgreSQL at 127.0.0.1:5432", () => {
-      throw new Error(`PostgreSQL is unreachable at ${postgresUrl}: ${unreachable}`);
-    });
-  });
-} else {
+if (await requirePostgres("PostgreSQL store faults")) {
   afterAll(async () => {
     const client = new pg.Client(postgresUrl);
     await client.connect();

@@ -6,20 +6,11 @@ import { openStore } from "../../src/store/open.js";
 import { openPostgresStore } from "../../src/store/postgres.js";
 import type { Store } from "../../src/store/store.js";
 import { runStoreContract } from "./contract.js";
-import { closedPort, postgresUrl, probePostgres } from "./postgres-support.js";
+import { closedPort, postgresUrl, requirePostgres } from "./postgres-support.js";
 
 // Each store gets a schema of its own in the `test` database, named after this run and dropped after it.
 const run = `passthrough_test_${randomBytes(4).toString("hex")}`;
-const unreachable = await probePostgres();
-
-// This machine kind runs PostgreSQL and .ci/run checks it: a missing server fails, never skips.
-if (unreachable !== undefined) {
-  describe("PostgreSQL store", () => {
-    it("needs PostgreSQL at 127.0.0.1:5432", () => {
-      throw new Error(`PostgreSQL is unreachable at ${postgresUrl}: ${unreachable}`);
-    });
-  });
-} else {
+if (await requirePostgres("PostgreSQL store")) {
   const schemas = new WeakMap<Store, string>();
   let count = 0;
   afterAll(async () => {
