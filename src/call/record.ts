@@ -8,6 +8,8 @@ import type { Door, Protocol } from "./protocol.js";
 export interface Principal {
   readonly kind: "key" | "google";
   readonly id: string;
+  /** Normalized names of the providers it may call; null or absent: every provider. */
+  readonly allowedProviders?: readonly string[] | null;
 }
 
 /** Token counts as the provider reported them (`usage` of an answer, or of a stream's last chunk). */

@@ -6,6 +6,7 @@ import { rateLimitedError } from "../limits/errors.js";
 import { effectiveLimits, type RateLimiter, type RateLimits } from "../limits/rate-limiter.js";
 import type { Logger } from "../logging/logger.js";
 import { normalizeProviderName } from "../providers/provider.js";
+import { callsProvider } from "../service/provider-methods.js";
 import { withFirst } from "./first-message.js";
 
 export interface AuthOptions {
@@ -21,7 +22,10 @@ export interface AuthOptions {
 export interface Authentication {
   /** Decides from the headers alone, before the body is read: the principal, or a refusal; counts the request against its limits. */
   readonly headerCheck: HeaderCheck;
-  /** PERMISSION_DENIED for a provider the principal may not use, before the provider is called or even resolved. */
+  /**
+   * PERMISSION_DENIED for a provider the principal may not use, before the provider is called or
+   * even resolved; only on the methods that call one (ListProviders filters instead).
+   */
   readonly interceptor: Interceptor;
   /** Charges the tokens the provider reported to the principal's tokens-per-minute budget. */
   readonly onCallEnd: CallEndListener;
@@ -41,7 +45,7 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
   };
   const admit = (call: CallRecord, principal: AuthPrincipal): void | Promise<void> => {
     principals.set(call, principal);
-    call.principal = { kind: principal.kind, id: principal.id };
+    call.principal = { kind: principal.kind, id: principal.id, allowedProviders: principal.allowedProviders };
     const own = effectiveLimits(principal.limits, limits);
     if (own.requestsPerMinute === undefined && own.tokensPerMinute === undefined) return;
     return limiter.admit(principal.id, own).then((admission) => {
@@ -67,6 +71,7 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
     const principal = principals.get(call);
     // Fail closed: a recorded call always passed the header check, or was refused there.
     if (principal === undefined) throw new ConnectError("unauthenticated: the call was not authenticated", Code.Unauthenticated);
+    if (!callsProvider(call.method)) return next(req);
     const check = (message: unknown) => assertProviderAllowed(principal, normalizeProviderName(String((message as { providerName?: unknown }).providerName ?? "")));
     if (!req.stream) {
       check(req.message);

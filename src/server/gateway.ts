@@ -32,6 +32,7 @@ import { errorEnvelope, writeRestError } from "../rest/errors.js";
 import { createPassthroughRest } from "../rest/passthrough-rest.js";
 import { createPassthroughCalls } from "../service/passthrough-call.js";
 import { createPassthroughService } from "../service/passthrough-service.js";
+import { createProviderList } from "../service/provider-list.js";
 import { createTranscoder } from "../transcoding/transcoder.js";
 import { createCallMetrics } from "./call-metrics.js";
 import { createConnectDoor } from "./connect-door.js";
@@ -101,7 +102,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const upstream = createUpstreamClient(config.upstream);
   const logging = { logPrompt: config.logging.logPrompt };
   const calls = createPassthroughCalls({ providers, upstream, logger, logging });
-  const service = createPassthroughService(calls);
+  const providerList = createProviderList(providers);
+  const service = { ...createPassthroughService(calls), ...providerList };
   const metrics = createMetricsRegistry();
   new Gauge({
     name: "passthrough_rate_limit_fallback_calls",
@@ -135,7 +137,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const readMaxBytes = config.server.maxBodyBytes;
 
   const transcoder = createTranscoder({
-    services: [{ service: PassthroughService, impl: createPassthroughRest(calls) }],
+    services: [{ service: PassthroughService, impl: { ...createPassthroughRest(calls), ...providerList } }],
     interceptors,
     maxBodyBytes: readMaxBytes,
     writeError: writeRestError,
