@@ -12,6 +12,12 @@ export interface Principal {
   readonly allowedProviders?: readonly string[] | null;
 }
 
+/**
+ * The principal of a call made while authentication is off (tests, a local gateway): the
+ * journal records such calls under it, and JournalService reads them back for it.
+ */
+export const ANONYMOUS_PRINCIPAL = "anonymous";
+
 /** Token counts as the provider reported them (`usage` of an answer, or of a stream's last chunk). */
 export interface TokenUsage {
   readonly promptTokens?: number;

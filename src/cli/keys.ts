@@ -1,9 +1,8 @@
 import { parseArgs } from "node:util";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { API_KEY_ID_PATTERN, newApiKey, parseApiKey } from "../auth/api-keys.js";
-import { ConfigError, loadConfig } from "../config/load.js";
-import { openStore } from "../store/open.js";
 import type { ApiKeySummary, Store } from "../store/store.js";
+import { cell, isoTime, runSubcommand, table, UsageError, withStore, type Subcommand } from "./command.js";
 
 export const KEYS_USAGE = `Usage: passthrough keys <command> [options]
 
@@ -18,37 +17,14 @@ Commands:
 Every command takes --config FILE and opens the store of database.url (DATABASE_URL).
 Durations: 90s, 15m, 24h, 30d.`;
 
-/** A command line that cannot be run: exit code 2, like a bad configuration. */
-class UsageError extends Error {}
-
-const COMMANDS: Record<string, (argv: string[], env: NodeJS.ProcessEnv) => Promise<number>> = { create, list, revoke, rotate };
+const COMMANDS: Record<string, Subcommand> = { create, list, revoke, rotate };
 
 /**
  * `passthrough keys …`; returns the exit code: 2 for a usage or configuration error, 1 when the
  * store fails or the key does not exist. Only a new key ever goes to standard output.
  */
-export async function keysCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === "help" || command === "--help" || command === "-h") {
-    process.stderr.write(`${KEYS_USAGE}\n`);
-    return command === undefined ? 2 : 0;
-  }
-  try {
-    const run = Object.hasOwn(COMMANDS, command) ? COMMANDS[command] : undefined;
-    if (run === undefined) throw new UsageError(`unknown command "keys ${command}" (see passthrough keys --help)`);
-    return await run(rest, env);
-  } catch (error) {
-    if (error instanceof ConnectError) {
-      process.stderr.write(`passthrough: ${describeFailure(error)}\n`);
-      return 1;
-    }
-    const code = (error as { code?: unknown }).code;
-    if (error instanceof UsageError || error instanceof ConfigError || (typeof code === "string" && code.startsWith("ERR_PARSE_ARGS"))) {
-      process.stderr.write(`passthrough: ${(error as Error).message.replace(/\s*\n\s*/g, " ")}\n`);
-      return 2;
-    }
-    throw error;
-  }
+export function keysCommand(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return runSubcommand("keys", KEYS_USAGE, COMMANDS, argv, env);
 }
 
 async function create(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -90,7 +66,7 @@ async function list(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
   }
   const rows = keys.map((key) => [
     key.id,
-    key.name.replace(/\p{Cc}/gu, "?"),
+    cell(key.name),
     keyStatus(key, now),
     key.allowedProviders?.join(",") ?? "all",
     key.requestsPerMinute?.toString() ?? "-",
@@ -158,16 +134,6 @@ function parseWithId<T extends Options>(command: string, argv: string[], options
   return { values, id };
 }
 
-async function withStore<T>(configFile: string | boolean | undefined, env: NodeJS.ProcessEnv, use: (store: Store) => Promise<T>): Promise<T> {
-  const { config } = loadConfig({ file: typeof configFile === "string" ? configFile : undefined, env });
-  const store = await openStore(config.database.url, { schema: config.database.schema });
-  try {
-    return await use(store);
-  } finally {
-    await store.close();
-  }
-}
-
 async function existingKey(store: Store, id: string) {
   const key = await store.getKey(id);
   if (key === undefined) throw new ConnectError(`no key with ID ${id}`, Code.NotFound);
@@ -207,18 +173,4 @@ function keyStatus(key: ApiKeySummary, now: Date): "active" | "expired" | "revok
   if (key.revokedAt !== null) return "revoked";
   if (key.expiresAt !== null && key.expiresAt <= now) return "expired";
   return "active";
-}
-
-const isoTime = (date: Date) => date.toISOString().replace(/\.\d{3}Z$/, "Z");
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((title, i) => Math.max(title.length, ...rows.map((row) => row[i].length)));
-  return [header, ...rows].map((row) => row.map((cell, i) => cell.padEnd(widths[i])).join("  ").trimEnd()).join("\n") + "\n";
-}
-
-/** A store failure in one line: the description, and for UNAVAILABLE the driver's reason with any password masked. */
-function describeFailure(error: ConnectError): string {
-  const cause = error.cause instanceof Error ? error.cause.message.split("\n")[0] : undefined;
-  if (error.code !== Code.Unavailable || !cause) return error.rawMessage;
-  return `${error.rawMessage} (${cause.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, "$1***@")})`;
 }

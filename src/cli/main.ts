@@ -4,6 +4,7 @@ import { ConfigError, loadConfig } from "../config/load.js";
 import { createLogger } from "../logging/logger.js";
 import type { Secret } from "../config/secret.js";
 import { startGateway } from "../server/gateway.js";
+import { journalCommand } from "./journal.js";
 import { keysCommand } from "./keys.js";
 
 const USAGE = `Usage: passthrough <command> [options]
@@ -11,6 +12,7 @@ const USAGE = `Usage: passthrough <command> [options]
 Commands:
   serve [--host H] [--port P]   serve every protocol on one port (default 127.0.0.1:8080)
   keys create|list|revoke|rotate  manage API keys (passthrough keys --help)
+  journal show|list             read the journal of calls (passthrough journal --help)
 
 Every command takes --config FILE (default: $PASSTHROUGH_CONFIG, else ./passthrough.yaml).`;
 
@@ -23,6 +25,8 @@ export async function main(argv: string[]): Promise<number> {
         return await serve(rest);
       case "keys":
         return await keysCommand(rest, process.env);
+      case "journal":
+        return await journalCommand(rest, process.env);
       case undefined:
       case "help":
       case "--help":
@@ -66,6 +70,11 @@ async function serve(argv: string[]): Promise<number> {
   const { config, file } = loadConfig({ file: values.config, env: process.env, overrides: { host: values.host, port } });
   const logger = createLogger({ level: config.logging.level });
   if (file) logger.info({ file }, "configuration loaded");
+  // Listened for before the gateway starts: a SIGTERM right after "passthrough listening" must not find Node's default (exit at once).
+  const stopSignal = new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
   const gateway = await startGateway({ config, env: process.env, logger, onFirstKey: announceFirstKey });
   // SIGHUP re-reads the logging settings (the logPrompt switch, the level) without a restart.
   process.on("SIGHUP", () => {
@@ -77,17 +86,9 @@ async function serve(argv: string[]): Promise<number> {
     }
   });
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      logger.info({ signal }, "shutting down");
-      gateway.close().then(resolve, (error: unknown) => {
-        logger.error({ err: error }, "shutdown failed");
-        resolve();
-      });
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  const signal = await stopSignal;
+  logger.info({ signal }, "shutting down");
+  await gateway.close().catch((error: unknown) => logger.error({ err: error }, "shutdown failed"));
   logger.flush();
   return 0;
 }

@@ -24,7 +24,8 @@ export interface Authentication {
   readonly headerCheck: HeaderCheck;
   /**
    * PERMISSION_DENIED for a provider the principal may not use, before the provider is called or
-   * even resolved; only on the methods that call one (ListProviders filters instead).
+   * even resolved; only on the methods that call one (Passthrough, PassthroughStream):
+   * ListProviders filters by it instead, and JournalService's provider_name is a filter.
    */
   readonly interceptor: Interceptor;
   /** Charges the tokens the provider reported to the principal's tokens-per-minute budget. */

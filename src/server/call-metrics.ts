@@ -1,6 +1,8 @@
 import { Counter, Histogram, type Registry } from "prom-client";
 import type { CallEndListener } from "../call/record.js";
 import { codeToString } from "../connect-internals.js";
+import { JournalService } from "../gen/smarter/prompt/v1/journal_pb.js";
+import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 
 export interface CallMetricsOptions {
   /**
@@ -20,9 +22,11 @@ interface Series {
 
 /**
  * Records `passthrough_calls_total{protocol,provider,code}` and
- * `passthrough_call_duration_seconds{protocol,provider}` in `registry` from each call's record
- * when it ends: every call on every protocol, those that failed before any interceptor ran
- * included. A stream is counted when its response ends.
+ * `passthrough_call_duration_seconds{protocol,provider}` in `registry` from each
+ * PassthroughService call's record when it ends: every call on every protocol, those that failed
+ * before any interceptor ran included. A stream is counted when its response ends. JournalService
+ * calls are counted apart, in `passthrough_journal_reads_total{protocol,method,code}`, so that
+ * reading the journal does not count as calling a provider.
  */
 export function createCallMetrics(registry: Registry, options: CallMetricsOptions = {}): CallEndListener {
   const calls = new Counter({
@@ -38,15 +42,27 @@ export function createCallMetrics(registry: Registry, options: CallMetricsOption
     buckets: CALL_DURATION_BUCKETS,
     registers: [registry],
   });
+  const journalReads = new Counter({
+    name: "passthrough_journal_reads_total",
+    help: "JournalService calls by protocol, method and outcome (ok or the snake_case code name).",
+    labelNames: ["protocol", "method", "code"],
+    registers: [registry],
+  });
   const known = options.providers === undefined ? undefined : new Set(options.providers);
   // Label children bound once per series: labels() hashes its arguments on every call.
   const series = new Map<string, Series>();
 
   return (call) => {
-    const name = call.providerName ?? "";
-    const provider = known === undefined || known.has(name) ? name : "";
     const outcome = call.outcome?.code ?? 0;
     const code = outcome === 0 ? "ok" : codeToString(outcome);
+    const service = call.method.parent.typeName;
+    if (service === JournalService.typeName) {
+      journalReads.labels(call.protocol, call.method.name, code).inc();
+      return;
+    }
+    if (service !== PassthroughService.typeName) return;
+    const name = call.providerName ?? "";
+    const provider = known === undefined || known.has(name) ? name : "";
     const key = `${call.protocol}\0${provider}\0${code}`;
     let bound = series.get(key);
     if (bound === undefined) {

@@ -10,6 +10,7 @@ import type { Config } from "../config/schema.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { JournalService } from "../gen/smarter/prompt/v1/journal_pb.js";
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import { createApiKeyVerifier } from "../auth/api-key-verifier.js";
 import { newApiKey } from "../auth/api-keys.js";
@@ -30,6 +31,7 @@ import { createProviderRegistry } from "../providers/registry.js";
 import { createUpstreamClient } from "../providers/upstream.js";
 import { errorEnvelope, writeRestError } from "../rest/errors.js";
 import { createPassthroughRest } from "../rest/passthrough-rest.js";
+import { createJournalService } from "../service/journal-service.js";
 import { createPassthroughCalls } from "../service/passthrough-call.js";
 import { createPassthroughService } from "../service/passthrough-service.js";
 import { createProviderList } from "../service/provider-list.js";
@@ -104,6 +106,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const calls = createPassthroughCalls({ providers, upstream, logger, logging });
   const providerList = createProviderList(providers);
   const service = { ...createPassthroughService(calls), ...providerList };
+  const journalService = createJournalService(store);
   const metrics = createMetricsRegistry();
   new Gauge({
     name: "passthrough_rate_limit_fallback_calls",
@@ -132,16 +135,22 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   /** Aborted when close() begins (readiness, health) and when in-flight calls must end (calls). */
   const draining = new AbortController();
   const shutdown = new AbortController();
-  const served = [PassthroughService, Health, ServerReflection, ServerReflectionV1alpha];
+  const served = [PassthroughService, JournalService, Health, ServerReflection, ServerReflectionV1alpha];
+  // The fast paths serve Passthrough only; JournalService goes through connect-node and the transcoder.
   const passthrough = [{ service: PassthroughService, impl: service }];
   const readMaxBytes = config.server.maxBodyBytes;
 
   const transcoder = createTranscoder({
-    services: [{ service: PassthroughService, impl: { ...createPassthroughRest(calls), ...providerList } }],
+    services: [
+      { service: PassthroughService, impl: { ...createPassthroughRest(calls), ...providerList } },
+      { service: JournalService, impl: journalService },
+    ],
     interceptors,
     maxBodyBytes: readMaxBytes,
     writeError: writeRestError,
     shutdownSignal: shutdown.signal,
+    // A journal page with no entries is `"entries": []`, an OK entry has `"grpcCode": 0`.
+    emitDefaults: true,
   });
   const fastPathOptions = { services: passthrough, interceptors, readMaxBytes, shutdownSignal: shutdown.signal };
   const fastPaths = config.server.fastPaths ? [createGrpcUnaryDoor(fastPathOptions), createConnectUnaryDoor(fastPathOptions)] : [];
@@ -149,7 +158,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     routes: (router) =>
       router
         .service(PassthroughService, service)
-        .service(Health, createHealthService({ services: [PassthroughService], draining: draining.signal }))
+        .service(JournalService, journalService)
+        .service(Health, createHealthService({ services: [PassthroughService, JournalService], draining: draining.signal }))
         .service(ServerReflection, createReflectionService(served))
         .service(ServerReflectionV1alpha, createReflectionV1alphaService(served)),
     interceptors,
@@ -157,7 +167,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     shutdownSignal: shutdown.signal,
     onError: (error, procedure) => logger.error({ err: error, procedure }, "a handler failed outside its call"),
   });
-  const entry = createEntry({ doors: [transcoder, ...fastPaths, rpc], tracker, headerStage, services: new Set([PassthroughService]) });
+  const entry = createEntry({ doors: [transcoder, ...fastPaths, rpc], tracker, headerStage, services: new Set([PassthroughService, JournalService]) });
 
   const cors = createCors(config.auth.cors);
   let inFlight = 0;

@@ -145,11 +145,12 @@ function postgresStore(pool: pg.Pool, s: string): Store {
     listJournal: async (query) => {
       const position = query.pageToken ? decodePageToken(query.pageToken, query.provider) : undefined;
       const pageSize = clampPageSize(query.pageSize);
-      const values: unknown[] = [query.principal];
-      const where = ["principal = $1"];
+      const values: unknown[] = [];
+      const where: string[] = [];
+      if (query.principal !== undefined) where.push(`principal = $${values.push(query.principal)}`);
       if (query.provider !== undefined) where.push(`provider = $${values.push(query.provider)}`);
       if (position) where.push(`(time, key) < ($${values.push(new Date(position.time))}, $${values.push(position.key)})`);
-      const rows = await execute<JournalRow>("journal", `SELECT * FROM ${s}.journal WHERE ${where.join(" AND ")}
+      const rows = await execute<JournalRow>("journal", `SELECT * FROM ${s}.journal ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
         ORDER BY time DESC, key DESC LIMIT $${values.push(pageSize + 1)}`, values);
       return journalPage(rows.rows.map(fromJournalRow), pageSize, query.provider);
     },

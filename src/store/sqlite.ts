@@ -123,12 +123,13 @@ function sqliteStore(db: Database.Database): Store {
     return written;
   });
 
-  const listStatement = (filtered: boolean, paged: boolean): Database.Statement => {
-    const variant = `${filtered}:${paged}`;
+  const listStatement = (byPrincipal: boolean, filtered: boolean, paged: boolean): Database.Statement => {
+    const variant = `${byPrincipal}:${filtered}:${paged}`;
     let found = listStatements.get(variant);
     if (found === undefined) {
-      const where = ["principal = @principal", filtered ? "provider = @provider" : "", paged ? "(time, key) < (@time, @key)" : ""];
-      const sql = `SELECT * FROM journal WHERE ${where.filter(Boolean).join(" AND ")}
+      const where = [byPrincipal ? "principal = @principal" : "", filtered ? "provider = @provider" : "", paged ? "(time, key) < (@time, @key)" : ""];
+      const conditions = where.filter(Boolean);
+      const sql = `SELECT * FROM journal ${conditions.length > 0 ? `WHERE ${conditions.join(" AND ")}` : ""}
         ORDER BY time DESC, key DESC LIMIT @limit`;
       listStatements.set(variant, (found = statement(sql)));
     }
@@ -156,8 +157,8 @@ function sqliteStore(db: Database.Database): Store {
       guard("journal", () => {
         const position = query.pageToken ? decodePageToken(query.pageToken, query.provider) : undefined;
         const pageSize = clampPageSize(query.pageSize);
-        const rows = listStatement(query.provider !== undefined, position !== undefined).all({
-          principal: query.principal,
+        const rows = listStatement(query.principal !== undefined, query.provider !== undefined, position !== undefined).all({
+          ...(query.principal !== undefined && { principal: query.principal }),
           ...(query.provider !== undefined && { provider: query.provider }),
           ...(position && { time: position.time, key: position.key }),
           limit: pageSize + 1,

@@ -33,7 +33,7 @@ export interface Store {
   /** Writes a batch in one transaction; an entry whose key is already stored is skipped. Returns how many were new. */
   writeJournal(entries: readonly JournalEntry[]): Promise<number>;
   getJournalEntry(key: string): Promise<JournalEntry | undefined>;
-  /** A principal's entries, newest first, paged on (time, key); a bad page token is INVALID_ARGUMENT. */
+  /** Entries newest first (one principal's, or every one's), paged on (time, key); a bad page token is INVALID_ARGUMENT. */
   listJournal(query: JournalQuery): Promise<JournalPage>;
   /** Deletes entries older than `time`, in transactions of `batchSize` (default 1000) rows; returns how many. */
   deleteJournalBefore(time: Date, options?: { batchSize?: number }): Promise<number>;
@@ -134,7 +134,8 @@ export interface JournalEntry {
 }
 
 export interface JournalQuery {
-  readonly principal: string;
+  /** Only this principal's entries; undefined: every principal's (the CLI). */
+  readonly principal?: string;
   /** Clamped to 1…MAX_JOURNAL_PAGE_SIZE. */
   readonly pageSize: number;
   /** `nextPageToken` of the previous page, asked with the same filter. */

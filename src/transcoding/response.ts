@@ -18,13 +18,15 @@ export type ResponseSerializer = (message: Message) => string;
  * Compiles the serializer of a binding. With a response_body field, only that field is
  * written: a google.protobuf.Struct as its JsonObject with JSON.stringify (no reflection walk),
  * an unset message field as `{}`, and any other field as its proto3 JSON value.
+ * `emitDefaults` also writes fields at their implicit default (`0`, `""`, `[]`), as grpc-gateway does.
  */
 export function compileResponseSerializer(
   schema: DescMessage,
   responseBody: string,
   registry?: Registry,
+  emitDefaults = false,
 ): ResponseSerializer {
-  const options = { registry };
+  const options = { registry, alwaysEmitImplicit: emitDefaults };
   if (responseBody === "") {
     return (message) => toJsonString(schema, message, options);
   }

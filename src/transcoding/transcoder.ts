@@ -54,6 +54,8 @@ export interface TranscoderOptions {
   shutdownSignal?: AbortSignal;
   /** Upper bound for a call's duration in ms: the handler context's deadline. Default: none. */
   maxTimeoutMs?: number;
+  /** Writes response fields at their implicit default (`0`, `""`, `[]`) too, as grpc-gateway does. Default false (proto3 JSON omits them). */
+  emitDefaults?: boolean;
 }
 
 export interface Transcoder extends CallDoor {
@@ -83,7 +85,7 @@ const emptyBody = new Uint8Array(0);
 /** Builds the REST transcoder; throws when a service's HTTP rules are invalid. */
 export function createTranscoder(options: TranscoderOptions): Transcoder {
   const opt = validateTranscoderOptions(options);
-  const routes = compileRoutes(opt.services);
+  const routes = compileRoutes(opt.services, opt.emitDefaults);
   const router = createRouter(routes);
 
   async function serve(route: Route<RouteTarget>, values: string[], req: NodeRequest, res: NodeResponse, path: string, query: string, record?: CallRecord, refusal?: ConnectError) {
@@ -220,10 +222,11 @@ function validateTranscoderOptions(options: TranscoderOptions) {
     writeError: options.writeError ?? writeJsonError,
     shutdownSignal: options.shutdownSignal,
     maxTimeoutMs,
+    emitDefaults: options.emitDefaults ?? false,
   };
 }
 
-function compileRoutes(services: TranscoderOptions["services"]): Route<RouteTarget>[] {
+function compileRoutes(services: TranscoderOptions["services"], emitDefaults: boolean): Route<RouteTarget>[] {
   const registry = createRegistry(...services.map(({ service }) => service.file));
   const routes: Route<RouteTarget>[] = [];
   const seen = new Map<string, string>();
@@ -244,7 +247,7 @@ function compileRoutes(services: TranscoderOptions["services"]): Route<RouteTarg
           const target: RouteTarget = {
             spec: implSpec.methods[method.localName],
             plan: compileRequestPlan(method.input, template, binding.body, registry),
-            serialize: compileResponseSerializer(method.output, binding.responseBody, registry),
+            serialize: compileResponseSerializer(method.output, binding.responseBody, registry, emitDefaults),
           };
           routes.push({ httpMethod: binding.httpMethod, template, target });
         } catch (e) {

@@ -62,6 +62,14 @@ beforeAll(async () => {
 });
 afterAll(() => provider?.close());
 
+describe("passthrough", () => {
+  it("names every command in its usage", async () => {
+    const result = await run(["--help"]);
+    expect(result.code).toBe(0);
+    for (const command of ["serve", "keys", "journal show|list"]) expect(result.stderr).toContain(`  ${command}`);
+  });
+});
+
 describe("passthrough serve", () => {
   it.each([
     { name: "a bad URL", yaml: "providers:\n  - { name: local, baseUrl: 'not a url' }\n", field: "providers[0].baseUrl" },

@@ -25,6 +25,7 @@ import { startTestGateway, type TestGateway } from "../support/gateway.js";
 import { NO_CACHE } from "../support/no-cache.js";
 
 const SERVICE = "smarter.prompt.v1.PassthroughService";
+const JOURNAL_SERVICE = "smarter.prompt.v1.JournalService";
 
 let provider: FakeProvider;
 beforeAll(async () => {
@@ -120,7 +121,7 @@ describe("gRPC health and reflection", () => {
     await gateway?.close();
   });
 
-  it.each(["", SERVICE])("Check(%j) is SERVING while the gateway is ready", async (service) => {
+  it.each(["", SERVICE, JOURNAL_SERVICE])("Check(%j) is SERVING while the gateway is ready", async (service) => {
     expect(await check(client, service)).toEqual({ status: ServingStatus.SERVING });
   });
 
@@ -132,7 +133,11 @@ describe("gRPC health and reflection", () => {
         error ? reject(error) : resolve(value),
       ),
     );
-    expect(Object.fromEntries(Object.entries(response?.statuses ?? {}).map(([name, s]) => [name, s.status]))).toEqual({ "": ServingStatus.SERVING, [SERVICE]: ServingStatus.SERVING });
+    expect(Object.fromEntries(Object.entries(response?.statuses ?? {}).map(([name, s]) => [name, s.status]))).toEqual({
+      "": ServingStatus.SERVING,
+      [SERVICE]: ServingStatus.SERVING,
+      [JOURNAL_SERVICE]: ServingStatus.SERVING,
+    });
   });
 
   it("Check of an unknown service is NOT_FOUND", async () => {
@@ -154,7 +159,7 @@ describe("gRPC health and reflection", () => {
       expect(answer.messageResponse.case).toBe("listServicesResponse");
       const names = answer.messageResponse.case === "listServicesResponse" ? answer.messageResponse.value.service.map((s) => s.name) : [];
       expect(names).toEqual(
-        expect.arrayContaining([SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]),
+        expect.arrayContaining([SERVICE, JOURNAL_SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]),
       );
     }
   });

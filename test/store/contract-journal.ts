@@ -97,6 +97,28 @@ export function journalCases(open: () => Promise<Store>): void {
       expect((await store.listJournal({ principal: "key-a", pageSize: 10, provider: "none" })).entries).toEqual([]);
     });
 
+    it("lists every principal's entries without a principal, paged newest first, filtered by provider too", async () => {
+      const store = await open();
+      await store.writeJournal([
+        entry(1, { principal: "key-a", time: t("00:00:01") }),
+        entry(2, { principal: "key-b", time: t("00:00:02"), provider: "local" }),
+        entry(3, { principal: "anonymous", time: t("00:00:03") }),
+        entry(4, { principal: "key-b", time: t("00:00:03") }),
+        entry(5, { principal: "key-a", time: t("00:00:05"), provider: "local" }),
+      ]);
+      const keys: string[] = [];
+      let pageToken: string | undefined;
+      do {
+        const page = await store.listJournal({ pageSize: 2, pageToken });
+        keys.push(...page.entries.map((e) => e.key));
+        pageToken = page.nextPageToken;
+      } while (pageToken);
+      expect(keys).toEqual([hex(5), hex(4), hex(3), hex(2), hex(1)]);
+      const local = await store.listJournal({ pageSize: 10, provider: "local" });
+      expect(local.entries.map((e) => e.key)).toEqual([hex(5), hex(2)]);
+      expect((await store.listJournal({ principal: "key-b", pageSize: 10 })).entries.map((e) => e.key)).toEqual([hex(4), hex(2)]);
+    });
+
     it.each([
       { name: "garbage", token: "not a token!", provider: undefined },
       { name: "base64 of something else", token: Buffer.from('{"x":1}').toString("base64url"), provider: undefined },

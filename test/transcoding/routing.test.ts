@@ -2,6 +2,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { Genre } from "../gen/transcodingtest/v1/library_pb.js";
 import { createTranscoder } from "../../src/transcoding/transcoder.js";
 import { LibraryService } from "../gen/transcodingtest/v1/library_pb.js";
+import { JournalService } from "../../src/gen/smarter/prompt/v1/journal_pb.js";
 import { PassthroughService } from "../../src/gen/smarter/prompt/v1/passthrough_pb.js";
 import { startLibraryServer, type LibraryServer } from "./library-server.js";
 
@@ -43,6 +44,14 @@ describe("routes", () => {
       "POST /api/v1/prompts/passthrough/{provider_name}/ Passthrough",
       "POST /api/v1/prompts/passthrough/{provider_name}/chat/completions Passthrough",
       "GET /api/v1/prompts/providers ListProviders",
+    ]);
+  });
+
+  it("of the journal service are its two GET bindings", () => {
+    const transcoder = createTranscoder({ services: [{ service: JournalService, impl: {} }] });
+    expect(transcoder.routes.map((r) => `${r.httpMethod} ${r.template} ${r.method.name}`)).toEqual([
+      "GET /api/v1/prompts/journal/{journal_key} GetJournalEntry",
+      "GET /api/v1/prompts/journal ListJournalEntries",
     ]);
   });
 
@@ -168,6 +177,20 @@ describe("body", () => {
     const res = await call("/v1/shelves/s1/annotations", { method: "POST", body: "{}" });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({});
+  });
+});
+
+describe("response JSON", () => {
+  it("omits fields at their default, as proto3 JSON does; emitDefaults writes them, as grpc-gateway does", async () => {
+    expect(await (await call("/v1/shelves/s1/books/0")).json()).toEqual({ shelf: "s1" });
+    const emitting = await startLibraryServer({ emitDefaults: true });
+    try {
+      const res = await fetch(`${emitting.baseUrl}/v1/shelves/s1/books/0`);
+      // An unset message field (extra) stays absent: only implicit defaults are written.
+      expect(await res.json()).toEqual({ shelf: "s1", bookId: "0", title: "", tags: [], public: false });
+    } finally {
+      await emitting.close();
+    }
   });
 });
 
