@@ -114,4 +114,16 @@ describe("ListProviders over REST", () => {
     expect(events.filter((event) => event.journal_key === journalKey)).toEqual([]);
     expect(provider.requests).toHaveLength(0);
   });
+
+  it("is counted in passthrough_provider_lists_total, not as a call to a provider", async () => {
+    const text = await (await fetch(`${gateway.url}/metrics`)).text();
+    const lines = (name: string) => text.split("\n").filter((line) => line.startsWith(`${name}{`));
+    expect(lines("passthrough_calls_total")).toEqual([]);
+    expect(lines("passthrough_provider_lists_total")).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^passthrough_provider_lists_total\{protocol="rest",code="ok"\} \d+$/),
+        expect.stringMatching(/^passthrough_provider_lists_total\{protocol="grpc-web",code="unauthenticated"\} 1$/),
+      ]),
+    );
+  });
 });
