@@ -45,6 +45,7 @@ import { createHealthService } from "./health.js";
 import { createListener, type NodeHandler } from "./listener.js";
 import { createMetricsHandler, createMetricsRegistry } from "./metrics.js";
 import { setNoCacheHeaders } from "./no-cache.js";
+import { loadPlayground } from "./playground.js";
 import { createReflectionService, createReflectionV1alphaService } from "./reflection.js";
 
 export interface GatewayOptions {
@@ -170,6 +171,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const entry = createEntry({ doors: [transcoder, ...fastPaths, rpc], tracker, headerStage, services: new Set([PassthroughService, JournalService]) });
 
   const cors = createCors(config.auth.cors);
+  const playground = config.server.playground ? loadPlayground() : undefined;
+  if (config.server.playground && playground === undefined) logger.warn("the playground is not built (npm run build): / is a 404");
   let inFlight = 0;
   let idle: (() => void) | undefined;
   const serveMetrics = createMetricsHandler(metrics);
@@ -187,6 +190,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
       return;
     }
     if (path === "/metrics") return serveMetrics(req, res);
+    if (playground?.handle(req, res)) return;
     if (cors.handle(req, res)) return;
     if (!entry(req, res)) notFound(req, res);
   };
