@@ -70,8 +70,16 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
     const call = req.contextValues.get(kCallRecord);
     if (call === undefined) return next(req);
     const principal = principals.get(call);
-    // Fail closed: a recorded call always passed the header check, or was refused there.
-    if (principal === undefined) throw new ConnectError("unauthenticated: the call was not authenticated", Code.Unauthenticated);
+    // Fail closed: a recorded call always passed the header check, or was refused there. A
+    // refused stream's body throws the refusal when read (connect-door.ts): read it first, so
+    // that the caller gets the refusal's own words; no message reaches the handler either way.
+    if (principal === undefined) {
+      if (!req.stream) throw notAuthenticated();
+      const failClosed = () => {
+        throw notAuthenticated();
+      };
+      return next({ ...req, message: withFirst(req.message, failClosed) });
+    }
     if (!callsProvider(call.method)) return next(req);
     const check = (message: unknown) => assertProviderAllowed(principal, normalizeProviderName(String((message as { providerName?: unknown }).providerName ?? "")));
     if (!req.stream) {
@@ -91,4 +99,8 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
   };
 
   return { headerCheck, interceptor, onCallEnd };
+}
+
+function notAuthenticated(): ConnectError {
+  return new ConnectError("unauthenticated: the call was not authenticated", Code.Unauthenticated);
 }
