@@ -47,7 +47,6 @@ const ui = {
   output: byId("output"),
   raw: byId("raw"),
   journalEntry: byId("journal-entry"),
-  placeholder: byId("placeholder"),
   tabs: { answer: byId("tab-answer"), raw: byId("tab-raw"), journal: byId("tab-journal") },
 };
 
@@ -92,6 +91,7 @@ async function loadProviders(): Promise<void> {
     const failure = describeFailure(error, gateway.baseUrl);
     ui.providersState.textContent = `Providers not listed: ${failure.codeName}: ${failure.description}`;
     ui.providersState.dataset.state = "error";
+    if (ui.provider.disabled) ui.provider.replaceChildren(new Option("not listed: see below", ""));
   }
 }
 
@@ -191,7 +191,7 @@ async function send(): Promise<void> {
         text.appendData(chunkText(chunk));
         raw.push(JSON.stringify(chunk ?? {}));
         ui.raw.textContent = raw.join("\n");
-        followOutput();
+        follow(ui.output);
       }
       if (count === 0) ui.chunkCount.textContent = "0";
     } else {
@@ -201,7 +201,7 @@ async function send(): Promise<void> {
       ui.chunkCount.textContent = "1";
     }
     if (ui.output.textContent === "") ui.output.textContent = "(the answer has no text: see Raw)";
-    showStatus("ok", "OK", "gRPC 0 · OK");
+    showStatus("ok", "OK", "gRPC 0");
   } catch (error) {
     const failure = describeFailure(error, gateway.baseUrl);
     const key = ConnectError.from(error).metadata.get("x-journal-key");
@@ -212,7 +212,6 @@ async function send(): Promise<void> {
     ui.total.textContent = formatMs(elapsed());
     running = undefined;
     setRunning(false);
-    updatePlaceholder();
   }
 }
 
@@ -224,10 +223,8 @@ function appendTarget(): Text {
 }
 
 /** Keeps the newest text in view while it streams, unless the reader scrolled up. */
-function followOutput(): void {
-  const view = ui.output;
+function follow(view: HTMLElement): void {
   if (view.scrollHeight - view.scrollTop - view.clientHeight < 48) view.scrollTop = view.scrollHeight;
-  updatePlaceholder();
 }
 
 function resetAnswer(): void {
@@ -255,7 +252,7 @@ function showStatus(state: string, label: string, code: string): void {
 
 function showFailure(failure: CallFailure): void {
   const cancelled = failure.code === Code.Canceled && running?.signal.aborted === true;
-  showStatus(cancelled ? "cancelled" : "error", failure.codeName, failure.network ? "no answer" : `gRPC ${failure.code} · ${failure.codeName}`);
+  showStatus(cancelled ? "cancelled" : "error", failure.codeName, failure.network ? "no answer" : `gRPC ${failure.code}`);
   showError(failure.network ? "Network error" : `${failure.codeName} (gRPC ${failure.code})`, failure.description);
   if (failure.code === Code.Unauthenticated) ui.readJournal.disabled = true;
 }
@@ -336,12 +333,6 @@ function showTab(shown: View): void {
     ui.tabs[name].setAttribute("aria-selected", String(name === shown));
     views[name].hidden = name !== shown;
   }
-  updatePlaceholder();
-}
-
-function updatePlaceholder(): void {
-  const visible = Object.values(views).find((view) => !view.hidden);
-  ui.placeholder.hidden = visible === undefined || visible.textContent !== "";
 }
 
 function formatMs(ms: number): string {
@@ -349,5 +340,4 @@ function formatMs(ms: number): string {
 }
 
 bodyChanged();
-updatePlaceholder();
 void loadProviders();

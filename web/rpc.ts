@@ -43,14 +43,15 @@ export function describeFailure(error: unknown, baseUrl: string): CallFailure {
   const failure = ConnectError.from(error);
   const network = failure.code === Code.Unknown && failure.cause instanceof TypeError;
   const description = network
-    ? `the browser could not reach the gateway at ${baseUrl}, or it refused this page the answer: the gateway is down, ` +
-      `or this page's origin (${globalThis.location?.origin ?? "?"}) is not in its auth.cors.origins (${failure.rawMessage})`
+    ? `no answer from ${baseUrl} (${failure.rawMessage}): the gateway is down, or this page's origin ` +
+      `(${globalThis.location?.origin ?? "?"}) is not in its auth.cors.origins`
     : failure.rawMessage || "(no description)";
   return { code: failure.code, codeName: network ? "NETWORK_ERROR" : codeName(failure.code), description, network };
 }
 
 /** connect's `DeadlineExceeded` as gRPC's `DEADLINE_EXCEEDED`; gRPC spells code 1 `CANCELLED`. */
-export function codeName(code: Code): string {
+export function codeName(code: Code | 0): string {
+  if (code === 0) return "OK";
   if (code === Code.Canceled) return "CANCELLED";
   return (Code[code] ?? `CODE_${code}`).replace(/([a-z])([A-Z])/g, "$1_$2").toUpperCase();
 }

@@ -20,7 +20,7 @@ export function starterBody(provider: string): string {
     model: MODELS[provider] ?? "your-model",
     messages: [
       { role: "system", content: "You are a concise assistant." },
-      { role: "user", content: "Say hello in three languages, one per line." },
+      { role: "user", content: "Say hello in three languages." },
     ],
   };
   return JSON.stringify(body, null, 2);
