@@ -266,6 +266,7 @@ function showError(title: string, description: string): void {
 function setJournalKey(key: string | null): void {
   journalKey = key ?? "";
   ui.journalKey.textContent = journalKey === "" ? "—" : journalKey;
+  ui.journalKey.title = journalKey;
   ui.copyKey.disabled = journalKey === "";
   ui.readJournal.disabled = journalKey === "";
 }
