@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { DescMethod, JsonObject } from "@bufbuild/protobuf";
 import { Code, createContextKey, type ContextKey } from "@connectrpc/connect";
 import { newJournalKey } from "./journal-key.js";
+import { StreamAssembly } from "./stream-assembly.js";
 import type { Door, Protocol } from "./protocol.js";
 
 /** Who made a call, as authentication established it: a key's id or a token's subject, never a secret. */
@@ -71,6 +72,8 @@ export interface CallRecord {
   upstreamStatus: number | undefined;
   /** Set for unary answers; derived from the last chunk that reports it for streams. */
   usage: TokenUsage | undefined;
+  /** The answer as one object: the provider's, or a stream's events assembled as they were relayed. */
+  readonly answerBody: JsonObject | undefined;
   /** Undefined until the door answered; a call that ends without one was cancelled. */
   readonly outcome: CallOutcome | undefined;
   readonly durationMs: number | undefined;
@@ -169,6 +172,8 @@ class Call implements TrackedCall {
   #admitted = true;
   #upstreamStarted = false;
   #recordedBytes = 0;
+  #assembly: StreamAssembly | undefined;
+  #assembled: JsonObject | undefined;
   readonly #started = performance.now();
 
   constructor(
@@ -185,14 +190,16 @@ class Call implements TrackedCall {
   }
 
   get usage(): TokenUsage | undefined {
-    if (this.#usage !== undefined || this.answer?.kind !== "stream") return this.#usage;
-    const events = this.answer.events;
-    for (let i = events.length - 1; i >= 0; i--) {
-      const event = events[i];
-      const usage = event instanceof Uint8Array ? lastUsageOfBlocks(event) : usageOf(event);
-      if (usage !== undefined) return usage;
-    }
-    return undefined;
+    if (this.#usage !== undefined || this.#assembly === undefined) return this.#usage;
+    return usageOf({ usage: this.#assembly.usage ?? null });
+  }
+
+  get answerBody(): JsonObject | undefined {
+    if (this.answer?.kind === "unary") return this.answer.body;
+    if (this.#assembly === undefined || this.answer === undefined) return undefined;
+    // Assembled once, when first asked for after the last event.
+    this.#assembled ??= this.#assembly.result(this.answer.truncated);
+    return this.#assembled;
   }
 
   set usage(usage: TokenUsage | undefined) {
@@ -242,6 +249,8 @@ class Call implements TrackedCall {
     }
     this.#recordedBytes += bytes;
     this.answer.events.push(event);
+    this.#assembly ??= new StreamAssembly();
+    this.#assembly.add(event);
   }
 
   /** Ends the record once: `completed` says whether the response was written to its end. */
@@ -270,23 +279,4 @@ export function usageOf(answer: JsonObject | undefined): TokenUsage | undefined 
   if (usage === null || typeof usage !== "object" || Array.isArray(usage)) return undefined;
   const count = (value: unknown) => (typeof value === "number" && Number.isFinite(value) ? value : undefined);
   return { promptTokens: count(usage.prompt_tokens), completionTokens: count(usage.completion_tokens), totalTokens: count(usage.total_tokens) };
-}
-
-/** The usage of the last event that reports one in these whole SSE blocks. */
-function lastUsageOfBlocks(bytes: Uint8Array): TokenUsage | undefined {
-  const blocks = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("utf8").split(/\r\n\r\n|\n\n|\r\r/);
-  for (let i = blocks.length - 1; i >= 0; i--) {
-    const data = blocks[i]
-      .split(/\r\n|\r|\n/)
-      .filter((line) => line.startsWith("data:"))
-      .map((line) => line.slice(line[5] === " " ? 6 : 5));
-    if (!data.some((line) => line.includes(`"usage"`))) continue;
-    try {
-      const usage = usageOf(JSON.parse(data.join("\n")) as JsonObject);
-      if (usage !== undefined) return usage;
-    } catch {
-      // not JSON: no usage in this event
-    }
-  }
-  return undefined;
 }

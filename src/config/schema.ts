@@ -147,6 +147,12 @@ export const configSchema = z.strictObject({
       redisUrl: z.string().regex(/^rediss?:\/\/\S+$/, "a redis:// or rediss:// URL").optional(),
     })
     .prefault({}),
+  transcoding: z
+    .strictObject({
+      /** Refuse (400) a REST query parameter that binds no field, instead of ignoring it as grpc-gateway does. Default false. */
+      rejectUnknownQueryParameters: z.boolean().default(false),
+    })
+    .prefault({}),
   journal: z
     .strictObject({
       /** Entries older than this many days are deleted in the background, in small batches. Default: kept forever. */

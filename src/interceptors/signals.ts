@@ -3,7 +3,6 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import { kCallRecord, type CallListener, type CallRecord } from "../call/record.js";
 import { codeToString } from "../connect-internals.js";
-import { assembleStream } from "../journal/assemble.js";
 import { normalizeProviderName } from "../providers/provider.js";
 import { callsProvider } from "../service/provider-methods.js";
 import { withFirst } from "./first-message.js";
@@ -90,7 +89,7 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
     if (outcome.code === 0) {
       const usage = call.usage;
       if (usage !== undefined) data.usage = { prompt_tokens: usage.promptTokens ?? null, completion_tokens: usage.completionTokens ?? null, total_tokens: usage.totalTokens ?? null };
-      if (includeBodies) data.body = answerBody(call) ?? null;
+      if (includeBodies) data.body = call.answerBody ?? null;
       emit(call, "chat_completion_response", data, undefined, call.answer?.kind === "unary" ? call.answer.text.length : undefined);
     } else {
       Object.assign(data, { code: codeToString(outcome.code), status: outcome.status, message: outcome.message ?? "" });
@@ -100,11 +99,4 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
   };
 
   return { interceptor, onUpstreamStart, onCallEnd };
-}
-
-/** The answer as one object: the provider's, or a stream's assembled result. */
-function answerBody(call: CallRecord): JsonObject | undefined {
-  const answer = call.answer;
-  if (answer === undefined) return undefined;
-  return answer.kind === "unary" ? answer.body : assembleStream(answer.events, answer.truncated);
 }

@@ -1,10 +1,7 @@
 import { Code } from "@connectrpc/connect";
-import type { CallRecord } from "../call/record.js";
+import { ANONYMOUS_PRINCIPAL, type CallRecord } from "../call/record.js";
 import type { JournalEntry } from "../store/store.js";
-import { assembleStream } from "./assemble.js";
 
-/** The principal of calls made while authentication is off. */
-export const ANONYMOUS_PRINCIPAL = "anonymous";
 
 /** What an ended record always has; this stands in for a record read before its end. */
 const unfinished = { code: Code.Unknown, status: 500, message: "the call had not ended when it was journaled" };
@@ -32,9 +29,9 @@ export function journalEntryOf(call: CallRecord): JournalEntry {
     grpcCode: outcome.code,
     upstreamStatus: call.upstreamStatus ?? null,
     durationMs: call.durationMs ?? 0,
-    promptTokens: usage?.promptTokens ?? null,
-    completionTokens: usage?.completionTokens ?? null,
-    totalTokens: usage?.totalTokens ?? null,
+    promptTokens: tokenCount(usage?.promptTokens),
+    completionTokens: tokenCount(usage?.completionTokens),
+    totalTokens: tokenCount(usage?.totalTokens),
     error: outcome.code === 0 ? null : (outcome.message ?? null),
   };
 }
@@ -46,8 +43,18 @@ function requestBodyOf({ request }: CallRecord): string | null {
 }
 
 /** The record keeps no error body of its own, so a failure without an answer has none. */
-function responseBodyOf({ answer }: CallRecord): string | null {
-  if (answer === undefined) return null;
-  if (answer.kind === "unary") return answer.text;
-  return JSON.stringify(assembleStream(answer.events, answer.truncated));
+function responseBodyOf(call: CallRecord): string | null {
+  if (call.answer === undefined) return null;
+  if (call.answer.kind === "unary") return call.answer.text;
+  return JSON.stringify(call.answerBody);
 }
+
+/**
+ * A provider's token count as the journal's integer column takes it; anything else (a fraction,
+ * a negative or huge number) is null, since one value the database refuses would fail its whole batch.
+ */
+function tokenCount(count: number | undefined): number | null {
+  return count !== undefined && Number.isInteger(count) && count >= 0 && count <= MAX_INT32 ? count : null;
+}
+
+const MAX_INT32 = 2 ** 31 - 1;

@@ -100,14 +100,14 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
       })
     : undefined;
   const instance = config.server.instanceId ?? `${hostname()}-${config.server.port}`;
-  const dispatcher = await openSignals(config.signals, logger, signalSinks);
+  const logging = { logPrompt: config.logging.logPrompt };
+  const dispatcher = await openSignals(config.signals, { logger, logging }, signalSinks);
   const signals = createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` });
   const upstream = createUpstreamClient(config.upstream);
-  const logging = { logPrompt: config.logging.logPrompt };
   const calls = createPassthroughCalls({ providers, upstream, logger, logging });
   const providerList = createProviderList(providers);
   const service = { ...createPassthroughService(calls), ...providerList };
-  const journalService = createJournalService(store);
+  const journalReads = createJournalService(store);
   const metrics = createMetricsRegistry();
   new Gauge({
     name: "passthrough_rate_limit_fallback_calls",
@@ -144,7 +144,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const transcoder = createTranscoder({
     services: [
       { service: PassthroughService, impl: { ...createPassthroughRest(calls), ...providerList } },
-      { service: JournalService, impl: journalService },
+      { service: JournalService, impl: journalReads },
     ],
     interceptors,
     maxBodyBytes: readMaxBytes,
@@ -152,6 +152,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     shutdownSignal: shutdown.signal,
     // A journal page with no entries is `"entries": []`, an OK entry has `"grpcCode": 0`.
     emitDefaults: true,
+    rejectUnknownQueryParameters: config.transcoding.rejectUnknownQueryParameters,
   });
   const fastPathOptions = { services: passthrough, interceptors, readMaxBytes, shutdownSignal: shutdown.signal };
   const fastPaths = config.server.fastPaths ? [createGrpcUnaryDoor(fastPathOptions), createConnectUnaryDoor(fastPathOptions)] : [];
@@ -159,7 +160,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     routes: (router) =>
       router
         .service(PassthroughService, service)
-        .service(JournalService, journalService)
+        .service(JournalService, journalReads)
         .service(Health, createHealthService({ services: [PassthroughService, JournalService], draining: draining.signal }))
         .service(ServerReflection, createReflectionService(served))
         .service(ServerReflectionV1alpha, createReflectionV1alphaService(served)),

@@ -1,8 +1,7 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Config } from "../config/schema.js";
-import type { Logger } from "../logging/logger.js";
 import { createSignalDispatcher, type SignalDispatcher } from "./dispatcher.js";
-import type { SignalSink } from "./sink.js";
+import type { SignalSink, SinkContext } from "./sink.js";
 import { createSink } from "./sinks/index.js";
 
 /**
@@ -10,9 +9,9 @@ import { createSink } from "./sinks/index.js";
  * to load stops the start, naming it), but connects when it first delivers: one that cannot be
  * reached yet is retried, and readiness says so.
  */
-export async function openSignals(config: Config["signals"], logger: Logger, extraSinks: readonly SignalSink[] = []): Promise<SignalDispatcher> {
-  const sinks = [...(await Promise.all(config.sinks.map((sink) => createSink(sink, { logger })))), ...extraSinks];
-  return createSignalDispatcher({ sinks, queueSize: config.queueSize, batchSize: config.batchSize, logger });
+export async function openSignals(config: Config["signals"], context: SinkContext, extraSinks: readonly SignalSink[] = []): Promise<SignalDispatcher> {
+  const sinks = [...(await Promise.all(config.sinks.map((sink) => createSink(sink, context)))), ...extraSinks];
+  return createSignalDispatcher({ sinks, queueSize: config.queueSize, batchSize: config.batchSize, logger: context.logger });
 }
 
 /** Per-sink queue depth, deliveries, retries and drops, read from the dispatcher at each scrape. */

@@ -40,13 +40,18 @@ export interface SignalSink {
    * Connects lazily: a sink that cannot reach its server at start just fails its first batches.
    */
   deliver(events: readonly SignalEvent[], signal: AbortSignal): Promise<void>;
-  /** Releases connections; called once, after the last delivery. */
+  /**
+   * Releases connections; called once, after the last delivery. Settles promptly even when the
+   * server does not answer (nothing is left to send), so that shutdown keeps its deadline.
+   */
   close(): Promise<void>;
 }
 
 /** What every sink factory is given besides its own configuration. */
 export interface SinkContext {
   readonly logger: Logger;
+  /** The gateway's logging settings as they are now (SIGHUP changes them): the log sink keeps bodies only while `logPrompt` is on. */
+  readonly logging?: { readonly logPrompt: boolean };
 }
 
 /**

@@ -76,13 +76,16 @@ export function compileRequestPlan(
 
 /**
  * Builds the request message: the body first, then the path variables, then the query
- * parameters. Throws INVALID_ARGUMENT for anything that does not fit the message.
+ * parameters. Throws INVALID_ARGUMENT for anything that does not fit the message. A query
+ * parameter that binds no field (unknown, or the body binds every field) is ignored, as
+ * grpc-gateway does, unless `rejectUnknownQuery` is set.
  */
 export function buildRequestMessage(
   plan: RequestPlan,
   pathValues: readonly string[],
   query: string,
   body: Uint8Array,
+  rejectUnknownQuery = false,
 ): Message {
   const message = readBody(plan, body) as unknown as MessageRecord;
   for (let i = 0; i < plan.pathFields.length; i++) {
@@ -98,7 +101,7 @@ export function buildRequestMessage(
     setAlongPath(message, fields, parsed.value);
   }
   if (query !== "") {
-    applyQuery(plan, message, query);
+    applyQuery(plan, message, query, rejectUnknownQuery);
   }
   return message as unknown as Message;
 }
@@ -153,15 +156,17 @@ function isJsonObject(json: JsonValue | undefined): json is { [k: string]: JsonV
   return typeof json == "object" && json !== null && !Array.isArray(json);
 }
 
-function applyQuery(plan: RequestPlan, message: MessageRecord, query: string): void {
+function applyQuery(plan: RequestPlan, message: MessageRecord, query: string, rejectUnknown: boolean): void {
   let seen: Set<string> | undefined;
   for (const [key, text] of new URLSearchParams(query)) {
     if (key === "") continue;
     if (plan.body.kind === "message") {
+      if (!rejectUnknown) continue;
       throw invalidArgument(`unknown query parameter "${key}": the request body binds every field`);
     }
     const resolved = resolveFieldPath(plan.schema, key.split("."));
     if (resolved.error !== undefined) {
+      if (!rejectUnknown) continue;
       throw invalidArgument(`unknown query parameter "${key}"`);
     }
     const fields = resolved.value!;

@@ -54,6 +54,8 @@ export interface TranscoderOptions {
   shutdownSignal?: AbortSignal;
   /** Upper bound for a call's duration in ms: the handler context's deadline. Default: none. */
   maxTimeoutMs?: number;
+  /** Refuses a query parameter that binds no field with INVALID_ARGUMENT instead of ignoring it. Default false. */
+  rejectUnknownQueryParameters?: boolean;
   /** Writes response fields at their implicit default (`0`, `""`, `[]`) too, as grpc-gateway does. Default false (proto3 JSON omits them). */
   emitDefaults?: boolean;
 }
@@ -108,7 +110,7 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
       if (record !== undefined) record.request = { bytes: body };
       exchange = new NodeHttpExchange(route.httpMethod, path, body, res, context.responseHeader, context.signal, record);
       context.values.set(kHttpExchange, exchange);
-      const input = buildRequestMessage(plan, values, query, body);
+      const input = buildRequestMessage(plan, values, query, body, opt.rejectUnknownQueryParameters);
       if (spec.kind !== "unary") throw new ConnectError("not a unary method", Code.Internal);
       const output = await invokeUnaryImplementation(spec, context, input, opt.interceptors);
       if (exchange.streaming !== undefined) {
@@ -223,6 +225,7 @@ function validateTranscoderOptions(options: TranscoderOptions) {
     shutdownSignal: options.shutdownSignal,
     maxTimeoutMs,
     emitDefaults: options.emitDefaults ?? false,
+    rejectUnknownQueryParameters: options.rejectUnknownQueryParameters ?? false,
   };
 }
 

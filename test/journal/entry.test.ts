@@ -6,8 +6,9 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { createCallTracker, type CallRecord } from "../../src/call/record.js";
 import { PassthroughService } from "../../src/gen/smarter/prompt/v1/passthrough_pb.js";
-import { assembleStream } from "../../src/journal/assemble.js";
-import { ANONYMOUS_PRINCIPAL, journalEntryOf } from "../../src/journal/entry.js";
+import { assembleStream } from "../../src/call/stream-assembly.js";
+import { ANONYMOUS_PRINCIPAL } from "../../src/call/record.js";
+import { journalEntryOf } from "../../src/journal/entry.js";
 import { openStore } from "../../src/store/open.js";
 import type { JournalEntry, Store } from "../../src/store/store.js";
 import { callStream, createProtocolClient, PROTOCOLS, STREAM_PROTOCOLS } from "../support/clients.js";
@@ -215,6 +216,15 @@ describe("journalEntryOf on a record built by the tracker", () => {
     call.end(false);
     expect(journalEntryOf(call)).toMatchObject({ principal: ANONYMOUS_PRINCIPAL, provider: null, requestBody: null, responseBody: null, grpcCode: Code.Canceled, status: 499 });
     expect(journalEntryOf(call).error).toMatch(/went away/);
+  });
+
+  it("keeps only token counts the database's integer column takes", () => {
+    const call = start();
+    call.usage = { promptTokens: 1.5, completionTokens: 2 ** 31, totalTokens: -1 };
+    call.end(false);
+    expect(journalEntryOf(call)).toMatchObject({ promptTokens: null, completionTokens: null, totalTokens: null });
+    call.usage = { promptTokens: 0, totalTokens: 2 ** 31 - 1 };
+    expect(journalEntryOf(call)).toMatchObject({ promptTokens: 0, completionTokens: null, totalTokens: 2 ** 31 - 1 });
   });
 
   it("decodes REST bytes that are not UTF-8 with replacement characters rather than failing", () => {

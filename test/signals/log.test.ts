@@ -76,6 +76,18 @@ describe("the log sink", () => {
     expect(capture.chunks).toEqual([events.map((event) => `${JSON.stringify(event)}\n`).join("")]);
   });
 
+  it("leaves request and response bodies out while keepBodies says no, asked at each delivery", async () => {
+    const capture = captureStdout();
+    let keep = false;
+    const sink = createLogSink({ keepBodies: () => keep });
+    const event: SignalEvent = { ...sampleEvents(1)[0], signal: "chat_completion_request", data: { body: { prompt: "a secret prompt" }, other: 1 } };
+    await sink.deliver([event], new AbortController().signal);
+    keep = true;
+    await sink.deliver([event], new AbortController().signal);
+    await sink.close();
+    expect(capture.chunks).toEqual([`${JSON.stringify({ ...event, data: { other: 1 } })}\n`, `${JSON.stringify(event)}\n`]);
+  });
+
   it("resolves only once standard output took the write, and a delivery aborted while waiting rejects", async () => {
     const capture = captureStdout();
     const sink = createLogSink();

@@ -179,6 +179,27 @@ describe("the NATS sink", () => {
     }
   });
 
+  it("closes at once while a connect is under way that the server never answers", async () => {
+    const sockets = new Set<Socket>();
+    const silent: Server = createServer((socket) => void sockets.add(socket.on("error", () => {})));
+    await new Promise<void>((resolve) => silent.listen(0, "127.0.0.1", resolve));
+    try {
+      const { port } = silent.address() as { port: number };
+      const sink = open(`nats://127.0.0.1:${port}`, "passthrough-test.silent", 10_000);
+      const controller = new AbortController();
+      const delivery = sink.deliver(sampleEvents(1), controller.signal);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      controller.abort(new Error("shutdown deadline passed"));
+      await expect(delivery).rejects.toThrow(/aborted/);
+      const { ms, error } = await timed(sink.close());
+      expect(error).toBeUndefined();
+      expect(ms).toBeLessThan(500);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
+  });
+
   it("rejects at once while its server is gone, and delivers again once it is back", async () => {
     const { name, subject } = await newStream();
     const proxy = await startTcpProxy({ host: "127.0.0.1", port: natsPort });

@@ -134,6 +134,31 @@ describe("the Redis sink", () => {
     }
   });
 
+  it("closes at once while Redis does not answer, abandoning a batch or a connect under way", async () => {
+    const proxy = await startTcpProxy({ host: "127.0.0.1", port: redisPort });
+    try {
+      const abandoned = async (sink: SignalSink) => {
+        const controller = new AbortController();
+        const delivery = sink.deliver(sampleEvents(1), controller.signal);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        controller.abort(new Error("shutdown deadline passed"));
+        await expect(delivery).rejects.toThrow(/aborted/);
+        return timed(sink.close());
+      };
+      // Connected, then Redis stops answering: QUIT would wait for an answer that never comes.
+      const connected = open({ url: `redis://127.0.0.1:${proxy.port}`, stream: newStream(), timeoutMs: 10_000 });
+      await connected.deliver(sampleEvents(1), never());
+      proxy.stall();
+      expect((await abandoned(connected)).ms).toBeLessThan(500);
+      // Redis accepts the connection but never answers it.
+      const connecting = open({ url: `redis://127.0.0.1:${proxy.port}`, stream: newStream(), timeoutMs: 10_000 });
+      expect((await abandoned(connecting)).ms).toBeLessThan(500);
+    } finally {
+      proxy.resume();
+      await proxy.close();
+    }
+  });
+
   it("checks its options when built", () => {
     expect(() => createRedisSink({ url: "http://127.0.0.1:6379", stream: "s" })).toThrow(/url/);
     expect(() => createRedisSink({ url: REDIS_TEST_URL, stream: "" })).toThrow(/stream/);

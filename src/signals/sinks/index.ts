@@ -9,7 +9,8 @@ export async function createSink(config: SinkConfig, context: SinkContext): Prom
   switch (config.type) {
     case "log": {
       const { createLogSink } = await import("./log.js");
-      return createLogSink({ path: config.path });
+      // The log sink is a log: prompt and answer bodies only while logging.logPrompt is on.
+      return createLogSink({ path: config.path, keepBodies: () => context.logging?.logPrompt ?? true });
     }
     case "webhook": {
       const { createWebhookSink } = await import("./webhook.js");

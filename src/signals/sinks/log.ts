@@ -6,6 +6,8 @@ import { abortedError, untilAborted } from "./abort.js";
 export interface LogSinkOptions {
   /** A file to append the lines to, relative to the working directory (its folder is created). Default: standard output. */
   path?: string;
+  /** Asked at each delivery whether events keep their request and response bodies (`data.body`). Default: always. */
+  keepBodies?: () => boolean;
 }
 
 /**
@@ -17,7 +19,14 @@ export interface LogSinkOptions {
 export function createLogSink(options: LogSinkOptions = {}): SignalSink {
   const { path } = options;
   if (path !== undefined && (typeof path !== "string" || path === "")) throw new TypeError("path must be a non-empty string");
-  return new LogSink(path === undefined ? stdoutWriter() : fileWriter(resolve(path)));
+  return new LogSink(path === undefined ? stdoutWriter() : fileWriter(resolve(path)), options.keepBodies ?? (() => true));
+}
+
+/** The event without `data.body`. */
+function withoutBody(event: SignalEvent): SignalEvent {
+  if (!("body" in event.data)) return event;
+  const { body: _body, ...data } = event.data;
+  return { ...event, data };
 }
 
 interface Writer {
@@ -32,7 +41,10 @@ class LogSink implements SignalSink {
   #tail: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
 
-  constructor(writer: Writer) {
+  constructor(
+    writer: Writer,
+    readonly keepBodies: () => boolean,
+  ) {
     this.#writer = writer;
   }
 
@@ -41,7 +53,8 @@ class LogSink implements SignalSink {
     if (signal.aborted) return Promise.reject(abortedError(signal, "the log delivery"));
     let text: string;
     try {
-      text = events.map((event) => `${JSON.stringify(event)}\n`).join("");
+      const keep = this.keepBodies();
+      text = events.map((event) => `${JSON.stringify(keep ? event : withoutBody(event))}\n`).join("");
     } catch (error) {
       return Promise.reject(error);
     }

@@ -82,6 +82,8 @@ class NatsSink implements SignalSink {
   readonly #context: SinkContext | undefined;
   readonly #encoder = new TextEncoder();
   #connected: Promise<Connected> | undefined;
+  /** The connection once made, until it closes: what close() closes. */
+  #connection: NatsConnection | undefined;
   #disconnected = false;
   #closing: Promise<void> | undefined;
 
@@ -111,11 +113,16 @@ class NatsSink implements SignalSink {
     }
   }
 
+  /**
+   * Closes the connection; a connect still under way is not waited for (a server that accepts
+   * but never speaks holds it for `timeoutMs`, past shutdown's deadline): it closes what it makes.
+   */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      const connected = await this.#connected?.catch(() => undefined);
+      const connection = this.#connection;
       this.#connected = undefined;
-      await connected?.connection.close().catch(() => {});
+      this.#connection = undefined;
+      await connection?.close().catch(() => {});
     })();
     return this.#closing;
   }
@@ -124,6 +131,11 @@ class NatsSink implements SignalSink {
     if (this.#connected) return this.#connected;
     const connecting = connect(this.#options).then(
       (connection) => {
+        if (this.#closing) {
+          void connection.close().catch(() => {});
+          throw new Error("the NATS sink is closed");
+        }
+        this.#connection = connection;
         this.#disconnected = false;
         void this.#watch(connection, connecting);
         return { connection, js: jetstream(connection, { timeout: this.#timeoutMs }) };
@@ -141,6 +153,7 @@ class NatsSink implements SignalSink {
   async #watch(connection: NatsConnection, connecting: Promise<Connected>): Promise<void> {
     void connection.closed().then(() => {
       if (this.#connected === connecting) this.#connected = undefined;
+      if (this.#connection === connection) this.#connection = undefined;
     });
     for await (const status of connection.status()) {
       if (this.#connected !== connecting) return;

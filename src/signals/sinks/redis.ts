@@ -83,12 +83,16 @@ class RedisSink implements SignalSink {
     if (failed) throw new Error(`Redis did not take the batch: ${failed.message}`, { cause: failed });
   }
 
+  /**
+   * Ends the connection at once, and a connect under way with it: close comes after the last
+   * delivery, so nothing is left to send, and waiting (for QUIT's answer, or the connect) could
+   * hold shutdown for `timeoutMs` past its deadline when Redis does not answer.
+   */
   close(): Promise<void> {
-    this.#closing ??= (async () => {
-      await this.#connecting?.catch(() => {});
-      if (this.#redis.status === "ready") await this.#redis.quit().catch(() => this.#redis.disconnect());
-      else this.#redis.disconnect();
-    })();
+    this.#closing ??= Promise.resolve().then(() => {
+      // Ended already (never connected, or the connection was lost): ioredis would only start a timer.
+      if (this.#redis.status !== "end") this.#redis.disconnect();
+    });
     return this.#closing;
   }
 

@@ -1,7 +1,7 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { assembleStream } from "../../src/journal/assemble.js";
+import { assembleStream } from "../../src/call/stream-assembly.js";
 import { chunks as fakeChunks } from "../support/fake-provider.js";
 
 const encoder = new TextEncoder();

@@ -2,25 +2,46 @@ import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { createSseParser } from "../providers/sse-parser.js";
 
 /**
- * The journal's response body for a streamed call (SPEC section 7): the relayed
- * `chat.completion.chunk` events assembled into one `chat.completion`, each choice's deltas
- * joined, plus `chunks` (how many were read) and `truncated` when the record kept only the
- * first events. `events` are the record's: JSON chunks (RPC) or whole SSE blocks (REST).
- * A provider may send anything, so no shape makes this throw: what is not a chunk is skipped,
- * and event data that is not a JSON object is kept as text in `unparsed`.
+ * A streamed call's answer as one object (the journal's response body, SPEC section 7, and the
+ * `chat_completion_response` signal's): the relayed `chat.completion.chunk` events assembled
+ * into one `chat.completion`, each choice's deltas joined, plus `chunks` (how many were read)
+ * and `truncated` when the record kept only the first events. Events are added as they are
+ * relayed, so that a long stream's end costs no pass over all of them: JSON chunks (RPC) or
+ * whole SSE blocks (REST). A provider may send anything, so no shape makes this throw: what is
+ * not a chunk is skipped, and event data that is not a JSON object is kept as text in `unparsed`.
  */
-export function assembleStream(events: ReadonlyArray<JsonObject | Uint8Array>, truncated: boolean): JsonObject {
-  const assembly = new Assembly();
+export class StreamAssembly {
+  readonly #assembly = new Assembly();
   // One parser over every block: blocks are whole, and a last one without its blank line still counts.
-  const parser = createSseParser(Number.POSITIVE_INFINITY);
-  for (const event of events) {
+  #parser: ReturnType<typeof createSseParser> | undefined;
+
+  add(event: JsonObject | Uint8Array): void {
     if (event instanceof Uint8Array) {
-      for (const { data } of parser.push(event)) assembly.addData(data);
+      this.#parser ??= createSseParser(Number.POSITIVE_INFINITY);
+      for (const { data } of this.#parser.push(event)) this.#assembly.addData(data);
     } else if (isObject(event)) {
-      assembly.addChunk(event);
+      this.#assembly.addChunk(event);
     }
   }
-  for (const { data } of parser.end()) assembly.addData(data);
+
+  /** The `usage` of the last chunk that had one. */
+  get usage(): JsonObject | undefined {
+    return this.#assembly.usage;
+  }
+
+  result(truncated: boolean): JsonObject {
+    if (this.#parser !== undefined) {
+      for (const { data } of this.#parser.end()) this.#assembly.addData(data);
+      this.#parser = undefined;
+    }
+    return this.#assembly.result(truncated);
+  }
+}
+
+/** The events, assembled at once (for events not relayed through a record). */
+export function assembleStream(events: ReadonlyArray<JsonObject | Uint8Array>, truncated: boolean): JsonObject {
+  const assembly = new StreamAssembly();
+  for (const event of events) assembly.add(event);
   return assembly.result(truncated);
 }
 
@@ -42,6 +63,10 @@ class Assembly {
   #usage: JsonObject | undefined;
   #error: Json;
   readonly #unparsed: string[] = [];
+
+  get usage(): JsonObject | undefined {
+    return this.#usage;
+  }
 
   addData(data: string): void {
     if (data.trim() === "[DONE]") return;
@@ -112,8 +137,9 @@ class ChoiceAssembly {
       this.#logprobs ??= new Map();
       for (const [key, value] of Object.entries(choice.logprobs)) {
         if (!Array.isArray(value)) continue;
-        const items = this.#logprobs.get(key) ?? [];
-        this.#logprobs.set(key, items.concat(value));
+        const items = this.#logprobs.get(key);
+        if (items === undefined) this.#logprobs.set(key, [...value]);
+        else for (const item of value) items.push(item);
       }
     }
     // `delta` in chunks; a provider that sends whole `message`s is read the same way.
@@ -135,7 +161,7 @@ class ChoiceAssembly {
       else field.text.push(value);
     } else if (Array.isArray(value) && (field === undefined || "items" in field)) {
       if (field === undefined) this.#fields.set(key, { items: [...value] });
-      else field.items.push(...value);
+      else for (const item of value) field.items.push(item);
     } else {
       this.#fields.set(key, { value });
     }
