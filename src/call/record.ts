@@ -9,6 +9,8 @@ import type { Door, Protocol } from "./protocol.js";
 export interface Principal {
   readonly kind: "key" | "google";
   readonly id: string;
+  /** Normalized names of the providers it may call; null or absent: every provider. */
+  readonly allowedProviders?: readonly string[] | null;
 }
 
 /**

@@ -46,6 +46,8 @@ export const configSchema = z.strictObject({
       shutdownTimeoutMs: z.number().int().positive().default(30_000),
       /** Serve unary gRPC and Connect calls on the fast paths (src/server/fast-paths/) rather than connect-node. Default on. */
       fastPaths: z.boolean().default(true),
+      /** Serve the browser playground at `/` (built into dist/web by `npm run build`); false: `/` is a 404. Default on. */
+      playground: z.boolean().default(true),
       /** Most bytes of a stream's events that one call's record keeps for the journal; past it the record is marked truncated. Default 32 MiB. */
       maxRecordedBytes: z.number().int().positive().default(32 * 1024 * 1024),
       /**

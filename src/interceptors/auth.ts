@@ -2,11 +2,11 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { HeaderCheck } from "../call/header-stage.js";
 import { kCallRecord, type CallEndListener, type CallRecord } from "../call/record.js";
 import { assertProviderAllowed, authenticate, type AuthPrincipal, type CredentialVerifier } from "../auth/verifier.js";
-import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import { rateLimitedError } from "../limits/errors.js";
 import { effectiveLimits, type RateLimiter, type RateLimits } from "../limits/rate-limiter.js";
 import type { Logger } from "../logging/logger.js";
 import { normalizeProviderName } from "../providers/provider.js";
+import { callsProvider } from "../service/provider-methods.js";
 import { withFirst } from "./first-message.js";
 
 export interface AuthOptions {
@@ -24,7 +24,8 @@ export interface Authentication {
   readonly headerCheck: HeaderCheck;
   /**
    * PERMISSION_DENIED for a provider the principal may not use, before the provider is called or
-   * even resolved. Only PassthroughService calls a provider: JournalService's provider_name is a filter.
+   * even resolved; only on the methods that call one (Passthrough, PassthroughStream):
+   * ListProviders filters by it instead, and JournalService's provider_name is a filter.
    */
   readonly interceptor: Interceptor;
   /** Charges the tokens the provider reported to the principal's tokens-per-minute budget. */
@@ -45,7 +46,7 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
   };
   const admit = (call: CallRecord, principal: AuthPrincipal): void | Promise<void> => {
     principals.set(call, principal);
-    call.principal = { kind: principal.kind, id: principal.id };
+    call.principal = { kind: principal.kind, id: principal.id, allowedProviders: principal.allowedProviders };
     const own = effectiveLimits(principal.limits, limits);
     if (own.requestsPerMinute === undefined && own.tokensPerMinute === undefined) return;
     return limiter.admit(principal.id, own).then((admission) => {
@@ -69,9 +70,17 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
     const call = req.contextValues.get(kCallRecord);
     if (call === undefined) return next(req);
     const principal = principals.get(call);
-    // Fail closed: a recorded call always passed the header check, or was refused there.
-    if (principal === undefined) throw new ConnectError("unauthenticated: the call was not authenticated", Code.Unauthenticated);
-    if (call.method.parent.typeName !== PassthroughService.typeName) return next(req);
+    // Fail closed: a recorded call always passed the header check, or was refused there. A
+    // refused stream's body throws the refusal when read (connect-door.ts): read it first, so
+    // that the caller gets the refusal's own words; no message reaches the handler either way.
+    if (principal === undefined) {
+      if (!req.stream) throw notAuthenticated();
+      const failClosed = () => {
+        throw notAuthenticated();
+      };
+      return next({ ...req, message: withFirst(req.message, failClosed) });
+    }
+    if (!callsProvider(call.method)) return next(req);
     const check = (message: unknown) => assertProviderAllowed(principal, normalizeProviderName(String((message as { providerName?: unknown }).providerName ?? "")));
     if (!req.stream) {
       check(req.message);
@@ -90,4 +99,8 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
   };
 
   return { headerCheck, interceptor, onCallEnd };
+}
+
+function notAuthenticated(): ConnectError {
+  return new ConnectError("unauthenticated: the call was not authenticated", Code.Unauthenticated);
 }

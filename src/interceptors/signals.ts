@@ -3,8 +3,8 @@ import type { JsonObject } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
 import { kCallRecord, type CallListener, type CallRecord } from "../call/record.js";
 import { codeToString } from "../connect-internals.js";
-import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import { normalizeProviderName } from "../providers/provider.js";
+import { callsProvider } from "../service/provider-methods.js";
 import { withFirst } from "./first-message.js";
 import type { SignalDispatcher } from "../signals/dispatcher.js";
 import type { SignalEvent, SignalName } from "../signals/sink.js";
@@ -28,8 +28,8 @@ export interface Signals {
 }
 
 /**
- * The lifecycle signals of SPEC section 6 for every admitted Passthrough call, on every
- * protocol: `chat_started` first (emitted at the end when the call failed before its handler,
+ * The lifecycle signals of SPEC section 6 for every admitted Passthrough and PassthroughStream
+ * call (ListProviders calls no provider: none), on every protocol: `chat_started` first (emitted at the end when the call failed before its handler,
  * an invalid body say), `chat_finished` last, each exactly once, all with the call's
  * `request_id` and `journal_key`. Emitting only queues: the dispatcher delivers.
  */
@@ -56,7 +56,7 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
     started.add(call);
     emit(call, "chat_started", {}, provider ?? call.providerName ?? null);
   };
-  const signalled = (call: CallRecord) => call.admitted && call.method.parent.typeName === PassthroughService.typeName;
+  const signalled = (call: CallRecord) => call.admitted && callsProvider(call.method);
 
   const startWith = (call: CallRecord, message: unknown) => {
     const asked = (message as { providerName?: unknown }).providerName;

@@ -2,8 +2,8 @@ import path from "node:path";
 import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { CallListener } from "../call/record.js";
 import type { Config } from "../config/schema.js";
-import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import type { Logger } from "../logging/logger.js";
+import { callsProvider } from "../service/provider-methods.js";
 import type { Store } from "../store/store.js";
 import { journalEntryOf } from "./entry.js";
 import { startJournalRetention } from "./retention.js";
@@ -11,7 +11,7 @@ import { createJournalWriter, type JournalWriter } from "./writer.js";
 
 export interface Journal {
   readonly writer: JournalWriter;
-  /** Journals every admitted Passthrough call when it ends; refused calls are only counted and logged (SPEC section 6). */
+  /** Journals every admitted Passthrough and PassthroughStream call when it ends (not ListProviders); refused calls are only counted and logged (SPEC section 6). */
   readonly onCallEnd: CallListener;
   /** Stops the retention task and flushes the writer within `timeoutMs`. */
   close(timeoutMs: number): Promise<void>;
@@ -48,7 +48,7 @@ export function openJournal(config: Config["journal"], { store, logger, instance
   registerJournalMetrics(metrics, writer);
   const retention = config.retentionDays === undefined ? undefined : startJournalRetention({ store, retentionDays: config.retentionDays, logger });
   const onCallEnd: CallListener = (call) => {
-    if (call.admitted && call.method.parent.typeName === PassthroughService.typeName) writer.write(journalEntryOf(call));
+    if (call.admitted && callsProvider(call.method)) writer.write(journalEntryOf(call));
   };
   return {
     writer,

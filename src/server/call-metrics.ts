@@ -3,6 +3,7 @@ import type { CallEndListener } from "../call/record.js";
 import { codeToString } from "../connect-internals.js";
 import { JournalService } from "../gen/smarter/prompt/v1/journal_pb.js";
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
+import { callsProvider } from "../service/provider-methods.js";
 
 export interface CallMetricsOptions {
   /**
@@ -26,7 +27,8 @@ interface Series {
  * PassthroughService call's record when it ends: every call on every protocol, those that failed
  * before any interceptor ran included. A stream is counted when its response ends. JournalService
  * calls are counted apart, in `passthrough_journal_reads_total{protocol,method,code}`, so that
- * reading the journal does not count as calling a provider.
+ * reading the journal does not count as calling a provider; ListProviders calls in
+ * `passthrough_provider_lists_total{protocol,code}`, for the same reason.
  */
 export function createCallMetrics(registry: Registry, options: CallMetricsOptions = {}): CallEndListener {
   const calls = new Counter({
@@ -48,6 +50,12 @@ export function createCallMetrics(registry: Registry, options: CallMetricsOption
     labelNames: ["protocol", "method", "code"],
     registers: [registry],
   });
+  const providerLists = new Counter({
+    name: "passthrough_provider_lists_total",
+    help: "ListProviders calls by protocol and outcome (ok or the snake_case code name).",
+    labelNames: ["protocol", "code"],
+    registers: [registry],
+  });
   const known = options.providers === undefined ? undefined : new Set(options.providers);
   // Label children bound once per series: labels() hashes its arguments on every call.
   const series = new Map<string, Series>();
@@ -60,7 +68,11 @@ export function createCallMetrics(registry: Registry, options: CallMetricsOption
       journalReads.labels(call.protocol, call.method.name, code).inc();
       return;
     }
-    if (service !== PassthroughService.typeName) return;
+    if (call.method === PassthroughService.method.listProviders) {
+      providerLists.labels(call.protocol, code).inc();
+      return;
+    }
+    if (!callsProvider(call.method)) return;
     const name = call.providerName ?? "";
     const provider = known === undefined || known.has(name) ? name : "";
     const key = `${call.protocol}\0${provider}\0${code}`;

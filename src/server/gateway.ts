@@ -34,6 +34,7 @@ import { createPassthroughRest } from "../rest/passthrough-rest.js";
 import { createJournalService } from "../service/journal-service.js";
 import { createPassthroughCalls } from "../service/passthrough-call.js";
 import { createPassthroughService } from "../service/passthrough-service.js";
+import { createProviderList } from "../service/provider-list.js";
 import { createTranscoder } from "../transcoding/transcoder.js";
 import { createCallMetrics } from "./call-metrics.js";
 import { createConnectDoor } from "./connect-door.js";
@@ -44,6 +45,7 @@ import { createHealthService } from "./health.js";
 import { createListener, type NodeHandler } from "./listener.js";
 import { createMetricsHandler, createMetricsRegistry } from "./metrics.js";
 import { setNoCacheHeaders } from "./no-cache.js";
+import { loadPlayground } from "./playground.js";
 import { createReflectionService, createReflectionV1alphaService } from "./reflection.js";
 
 export interface GatewayOptions {
@@ -103,7 +105,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const signals = createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` });
   const upstream = createUpstreamClient(config.upstream);
   const calls = createPassthroughCalls({ providers, upstream, logger, logging });
-  const service = createPassthroughService(calls);
+  const providerList = createProviderList(providers);
+  const service = { ...createPassthroughService(calls), ...providerList };
   const journalReads = createJournalService(store);
   const metrics = createMetricsRegistry();
   new Gauge({
@@ -140,7 +143,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
 
   const transcoder = createTranscoder({
     services: [
-      { service: PassthroughService, impl: createPassthroughRest(calls) },
+      { service: PassthroughService, impl: { ...createPassthroughRest(calls), ...providerList } },
       { service: JournalService, impl: journalReads },
     ],
     interceptors,
@@ -169,6 +172,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const entry = createEntry({ doors: [transcoder, ...fastPaths, rpc], tracker, headerStage, services: new Set([PassthroughService, JournalService]) });
 
   const cors = createCors(config.auth.cors);
+  const playground = config.server.playground ? loadPlayground() : undefined;
+  if (config.server.playground && playground === undefined) logger.warn("the playground is not built (npm run build): / is a 404");
   let inFlight = 0;
   let idle: (() => void) | undefined;
   const serveMetrics = createMetricsHandler(metrics);
@@ -186,6 +191,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
       return;
     }
     if (path === "/metrics") return serveMetrics(req, res);
+    if (playground?.handle(req, res)) return;
     if (cors.handle(req, res)) return;
     if (!entry(req, res)) notFound(req, res);
   };

@@ -10,9 +10,10 @@ import type { PassthroughCalls } from "./passthrough-call.js";
 /**
  * PassthroughService as gRPC, gRPC-Web and Connect serve it: one whole answer, or the
  * provider's stream one chunk per message. REST serves the same calls through its own adapter
- * (src/rest/), which keeps the caller's and the provider's bytes as they are.
+ * (src/rest/), which keeps the caller's and the provider's bytes as they are. ListProviders
+ * calls no provider: it is src/service/provider-list.ts.
  */
-export function createPassthroughService(calls: PassthroughCalls): ServiceImpl<typeof PassthroughService> {
+export function createPassthroughService(calls: PassthroughCalls): Omit<ServiceImpl<typeof PassthroughService>, "listProviders"> {
   return {
     async passthrough(request, context) {
       const started = calls.start(request, context);

@@ -111,11 +111,21 @@ describe.each(STREAM_PROTOCOLS)("authentication of PassthroughStream over %s", (
     provider.clear();
     const refused = await callStream(protocol, gateway.url, "local", { model: "m" });
     expect(refused.code).toBe("unauthenticated");
+    expect(refused.message).toMatch(/^missing credential: /);
     expect(provider.requests).toHaveLength(0);
     provider.reply(sse(chunks(2)));
     const served = await callStream(protocol, gateway.url, "local", { model: "m" }, { headers: bearer(keys.valid) });
     expect(served.code).toBeUndefined();
     expect(served.chunks).toHaveLength(3);
+  });
+
+  it.each([
+    { name: "an unknown key", key: () => keys.unknown, says: /^unknown credential: / },
+    { name: "a revoked key", key: () => keys.revoked, says: /^revoked credential: / },
+  ])("says which case it was for $name, as unary calls do", async ({ key, says }) => {
+    const refused = await callStream(protocol, gateway.url, "local", { model: "m" }, { headers: bearer(key()) });
+    expect(refused.code).toBe("unauthenticated");
+    expect(refused.message).toMatch(says);
   });
 
   it("refuses a provider the key may not use, before the provider is called", async () => {

@@ -20,7 +20,7 @@ const CORS = { "access-control-allow-origin": ORIGIN, "access-control-expose-hea
 
 let seen: Array<Record<string, string>> = [];
 let gate: { promise: Promise<void>; open: () => void };
-const impl: ServiceImpl<typeof PassthroughService> = {
+const impl: Omit<ServiceImpl<typeof PassthroughService>, "listProviders"> = {
   passthrough(request, context) {
     seen.push(Object.fromEntries(context.requestHeader));
     if (request.providerName === "missing") throw new ConnectError("no provider named missing", Code.NotFound);

@@ -38,11 +38,12 @@ describe("routes", () => {
     ]);
   });
 
-  it("of the gateway's own service are its two documented bindings", () => {
+  it("of the gateway's own service are its two documented bindings and the provider list's", () => {
     const transcoder = createTranscoder({ services: [{ service: PassthroughService, impl: {} }] });
     expect(transcoder.routes.map((r) => `${r.httpMethod} ${r.template} ${r.method.name}`)).toEqual([
       "POST /api/v1/prompts/passthrough/{provider_name}/ Passthrough",
       "POST /api/v1/prompts/passthrough/{provider_name}/chat/completions Passthrough",
+      "GET /api/v1/prompts/providers ListProviders",
     ]);
   });
 

@@ -12,7 +12,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file smarter/prompt/v1/passthrough.proto.
  */
 export const file_smarter_prompt_v1_passthrough: GenFile = /*@__PURE__*/
-  fileDesc("CiNzbWFydGVyL3Byb21wdC92MS9wYXNzdGhyb3VnaC5wcm90bxIRc21hcnRlci5wcm9tcHQudjEiUgoSUGFzc3Rocm91Z2hSZXF1ZXN0EhUKDXByb3ZpZGVyX25hbWUYASABKAkSJQoEYm9keRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiPAoTUGFzc3Rocm91Z2hSZXNwb25zZRIlCgRib2R5GAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJDChlQYXNzdGhyb3VnaFN0cmVhbVJlc3BvbnNlEiYKBWNodW5rGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdDLvAgoSUGFzc3Rocm91Z2hTZXJ2aWNlEuwBCgtQYXNzdGhyb3VnaBIlLnNtYXJ0ZXIucHJvbXB0LnYxLlBhc3N0aHJvdWdoUmVxdWVzdBomLnNtYXJ0ZXIucHJvbXB0LnYxLlBhc3N0aHJvdWdoUmVzcG9uc2UijQGC0+STAoYBOgRib2R5Wko6BGJvZHliBGJvZHkiPC9hcGkvdjEvcHJvbXB0cy9wYXNzdGhyb3VnaC97cHJvdmlkZXJfbmFtZX0vY2hhdC9jb21wbGV0aW9uc2IEYm9keSIsL2FwaS92MS9wcm9tcHRzL3Bhc3N0aHJvdWdoL3twcm92aWRlcl9uYW1lfS8SagoRUGFzc3Rocm91Z2hTdHJlYW0SJS5zbWFydGVyLnByb21wdC52MS5QYXNzdGhyb3VnaFJlcXVlc3QaLC5zbWFydGVyLnByb21wdC52MS5QYXNzdGhyb3VnaFN0cmVhbVJlc3BvbnNlMAFiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_struct]);
+  fileDesc("CiNzbWFydGVyL3Byb21wdC92MS9wYXNzdGhyb3VnaC5wcm90bxIRc21hcnRlci5wcm9tcHQudjEiUgoSUGFzc3Rocm91Z2hSZXF1ZXN0EhUKDXByb3ZpZGVyX25hbWUYASABKAkSJQoEYm9keRgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QiPAoTUGFzc3Rocm91Z2hSZXNwb25zZRIlCgRib2R5GAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCJDChlQYXNzdGhyb3VnaFN0cmVhbVJlc3BvbnNlEiYKBWNodW5rGAEgASgLMhcuZ29vZ2xlLnByb3RvYnVmLlN0cnVjdCIWChRMaXN0UHJvdmlkZXJzUmVxdWVzdCJHChVMaXN0UHJvdmlkZXJzUmVzcG9uc2USLgoJcHJvdmlkZXJzGAEgAygLMhsuc21hcnRlci5wcm9tcHQudjEuUHJvdmlkZXIiGAoIUHJvdmlkZXISDAoEbmFtZRgBIAEoCTL3AwoSUGFzc3Rocm91Z2hTZXJ2aWNlEuwBCgtQYXNzdGhyb3VnaBIlLnNtYXJ0ZXIucHJvbXB0LnYxLlBhc3N0aHJvdWdoUmVxdWVzdBomLnNtYXJ0ZXIucHJvbXB0LnYxLlBhc3N0aHJvdWdoUmVzcG9uc2UijQGC0+STAoYBOgRib2R5Wko6BGJvZHliBGJvZHkiPC9hcGkvdjEvcHJvbXB0cy9wYXNzdGhyb3VnaC97cHJvdmlkZXJfbmFtZX0vY2hhdC9jb21wbGV0aW9uc2IEYm9keSIsL2FwaS92MS9wcm9tcHRzL3Bhc3N0aHJvdWdoL3twcm92aWRlcl9uYW1lfS8SagoRUGFzc3Rocm91Z2hTdHJlYW0SJS5zbWFydGVyLnByb21wdC52MS5QYXNzdGhyb3VnaFJlcXVlc3QaLC5zbWFydGVyLnByb21wdC52MS5QYXNzdGhyb3VnaFN0cmVhbVJlc3BvbnNlMAEShQEKDUxpc3RQcm92aWRlcnMSJy5zbWFydGVyLnByb21wdC52MS5MaXN0UHJvdmlkZXJzUmVxdWVzdBooLnNtYXJ0ZXIucHJvbXB0LnYxLkxpc3RQcm92aWRlcnNSZXNwb25zZSIhgtPkkwIbEhkvYXBpL3YxL3Byb21wdHMvcHJvdmlkZXJzYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_struct]);
 
 /**
  * PassthroughRequest names the provider and carries the chat-completion body as sent.
@@ -85,6 +85,63 @@ export const PassthroughStreamResponseSchema: GenMessage<PassthroughStreamRespon
   messageDesc(file_smarter_prompt_v1_passthrough, 2);
 
 /**
+ * ListProvidersRequest asks for the providers the caller may use; it has no fields yet.
+ *
+ * @generated from message smarter.prompt.v1.ListProvidersRequest
+ */
+export type ListProvidersRequest = Message<"smarter.prompt.v1.ListProvidersRequest"> & {
+};
+
+/**
+ * Describes the message smarter.prompt.v1.ListProvidersRequest.
+ * Use `create(ListProvidersRequestSchema)` to create a new message.
+ */
+export const ListProvidersRequestSchema: GenMessage<ListProvidersRequest> = /*@__PURE__*/
+  messageDesc(file_smarter_prompt_v1_passthrough, 3);
+
+/**
+ * ListProvidersResponse lists providers by name only: never a base URL or a credential.
+ *
+ * @generated from message smarter.prompt.v1.ListProvidersResponse
+ */
+export type ListProvidersResponse = Message<"smarter.prompt.v1.ListProvidersResponse"> & {
+  /**
+   * Enabled providers the caller's key may use, sorted by name.
+   *
+   * @generated from field: repeated smarter.prompt.v1.Provider providers = 1;
+   */
+  providers: Provider[];
+};
+
+/**
+ * Describes the message smarter.prompt.v1.ListProvidersResponse.
+ * Use `create(ListProvidersResponseSchema)` to create a new message.
+ */
+export const ListProvidersResponseSchema: GenMessage<ListProvidersResponse> = /*@__PURE__*/
+  messageDesc(file_smarter_prompt_v1_passthrough, 4);
+
+/**
+ * Provider names one enabled provider, as a PassthroughRequest's provider_name takes it.
+ *
+ * @generated from message smarter.prompt.v1.Provider
+ */
+export type Provider = Message<"smarter.prompt.v1.Provider"> & {
+  /**
+   * The normalized name, e.g. "openai".
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message smarter.prompt.v1.Provider.
+ * Use `create(ProviderSchema)` to create a new message.
+ */
+export const ProviderSchema: GenMessage<Provider> = /*@__PURE__*/
+  messageDesc(file_smarter_prompt_v1_passthrough, 5);
+
+/**
  * PassthroughService sends a caller's chat-completion body to a configured LLM provider
  * and returns the provider's answer unchanged.
  *
@@ -110,6 +167,16 @@ export const PassthroughService: GenService<{
     methodKind: "server_streaming";
     input: typeof PassthroughRequestSchema;
     output: typeof PassthroughStreamResponseSchema;
+  },
+  /**
+   * The enabled providers the caller may use, by name (for the playground's picker).
+   *
+   * @generated from rpc smarter.prompt.v1.PassthroughService.ListProviders
+   */
+  listProviders: {
+    methodKind: "unary";
+    input: typeof ListProvidersRequestSchema;
+    output: typeof ListProvidersResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_smarter_prompt_v1_passthrough, 0);
