@@ -1,6 +1,5 @@
 import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Gauge } from "prom-client";
 import { createEntry } from "../call/entry.js";
@@ -97,7 +96,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
         logger,
       })
     : undefined;
-  const instance = config.server.instanceId ?? `${hostname()}-${config.server.port}`;
+  const instance = config.server.instanceId;
   const logging = { logPrompt: config.logging.logPrompt };
   const dispatcher = await openSignals(config.signals, { logger, logging }, signalSinks);
   const signals = createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` });
@@ -106,6 +105,9 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const service = createPassthroughService(calls);
   const journalReads = createJournalService(store);
   const metrics = createMetricsRegistry();
+  // An info metric, as node_exporter's node_uname_info: joins any series to the instance that
+  // reported it. The label is not `instance`, which Prometheus sets to the scraped address.
+  new Gauge({ name: "passthrough_instance_info", help: "This instance's server.instanceId.", labelNames: ["instance_id"], registers: [metrics] }).set({ instance_id: instance }, 1);
   new Gauge({
     name: "passthrough_rate_limit_fallback_calls",
     help: "Rate-limit checks answered from this instance's memory because Redis failed, since start.",

@@ -1,5 +1,5 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseConfig } from "../../src/config/load.js";
@@ -15,6 +15,7 @@ describe("configuration", () => {
   it("has every default when nothing is given", () => {
     const config = parseConfig({});
     expect(config.server).toMatchObject({ host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024, fastPaths: true, maxRecordedBytes: 32 * 1024 * 1024 });
+    expect(config.server.instanceId).toBe(`${hostname()}-8080`);
     expect(config.auth.cacheTtlMs).toBe(5000);
     expect(config.database.url).toBe("sqlite:./data/passthrough.db");
     expect(config.upstream).toEqual({
@@ -66,6 +67,13 @@ logging:  { level: info, logPrompt: false }
     expect(fromEnv.logging.level).toBe("debug");
     const fromFlags = loadConfig({ file: path, env: { PASSTHROUGH_PORT: "2000" }, overrides: { port: 3000, host: "127.0.0.1" } }).config;
     expect(fromFlags.server).toMatchObject({ host: "127.0.0.1", port: 3000 });
+  });
+
+  it("names an instance on port 0 apart from every other, since its port is not known yet", () => {
+    const names = [parseConfig({ server: { port: 0 } }), parseConfig({ server: { port: 0 } })].map((config) => config.server.instanceId);
+    for (const name of names) expect(name).toMatch(new RegExp(`^${hostname().replace(/[.]/g, "\\.")}-[0-9a-f]{8}$`));
+    expect(names[0]).not.toBe(names[1]);
+    expect(parseConfig({ server: { port: 0, instanceId: "edge-1" } }).server.instanceId).toBe("edge-1");
   });
 
   it("reads PASSTHROUGH_CONFIG when no file is named", () => {

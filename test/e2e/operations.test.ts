@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import * as grpc from "@grpc/grpc-js";
 import { create, createFileRegistry, fromBinary, getOption, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
@@ -270,5 +271,8 @@ describe("GET /metrics", () => {
     expect(text).toMatch(/passthrough_call_duration_seconds_bucket\{le="\+Inf",protocol="connect",provider="local"\} 1/);
     expect(text).toContain("process_cpu_user_seconds_total");
     expect(text).not.toContain("passthrough_auth_refusals_total");
+    // server.instanceId, which on port 0 is the host's name and a random suffix.
+    expect(text).toContain(`passthrough_instance_info{instance_id="${hostname()}-`);
+    expect(text).toMatch(/^passthrough_instance_info\{instance_id="[^"]+-[0-9a-f]{8}"\} 1$/m);
   });
 });
