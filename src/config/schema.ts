@@ -49,6 +49,12 @@ export const configSchema = z.strictObject({
       maxBodyBytes: z.number().int().positive().default(8 * 1024 * 1024),
       /** How long SIGTERM waits for in-flight calls. Default 30 s. */
       shutdownTimeoutMs: z.number().int().positive().default(30_000),
+      /**
+       * After SIGTERM, how long the instance keeps accepting and serving with `/readyz` at 503,
+       * so that a load balancer's health checks take it out before its connections close.
+       * Default 0 (alone); behind a balancer, longer than its checks take to see the 503.
+       */
+      drainDelayMs: z.number().int().min(0).max(300_000).default(0),
       /** Serve unary gRPC and Connect calls on the fast paths (src/server/fast-paths/) rather than connect-node. Default on. */
       fastPaths: z.boolean().default(true),
       /** Most bytes of a stream's events that one call's record keeps for the journal; past it the record is marked truncated. Default 32 MiB. */

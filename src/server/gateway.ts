@@ -78,7 +78,10 @@ export interface Gateway {
   readonly address: AddressInfo;
   /** Applies new logging settings (level, the logPrompt switch) while serving. */
   reconfigureLogging(settings: Config["logging"]): void;
-  /** Graceful stop: refuse new calls, let in-flight ones finish until the deadline, then close. */
+  /**
+   * Graceful stop: readiness turns 503 at once; after `server.drainDelayMs` of serving on, new
+   * connections are refused and in-flight calls may finish until the deadline; then it closes.
+   */
   close(): Promise<void>;
 }
 
@@ -217,6 +220,10 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     },
     async close() {
       draining.abort();
+      if (config.server.drainDelayMs > 0) {
+        logger.info({ drainDelayMs: config.server.drainDelayMs }, "draining: not ready, still serving");
+        await new Promise((resolve) => setTimeout(resolve, config.server.drainDelayMs));
+      }
       listener.stopAccepting();
       if (inFlight > 0) {
         const drained = new Promise<void>((resolve) => (idle = resolve));

@@ -14,7 +14,7 @@ const file = (name: string, text: string) => {
 describe("configuration", () => {
   it("has every default when nothing is given", () => {
     const config = parseConfig({});
-    expect(config.server).toMatchObject({ host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024, fastPaths: true, maxRecordedBytes: 32 * 1024 * 1024 });
+    expect(config.server).toMatchObject({ host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024, fastPaths: true, maxRecordedBytes: 32 * 1024 * 1024, drainDelayMs: 0 });
     expect(config.server.instanceId).toBe(`${hostname()}-8080`);
     expect(config.auth.cacheTtlMs).toBe(5000);
     expect(config.database.url).toBe("sqlite:./data/passthrough.db");
@@ -85,6 +85,7 @@ logging:  { level: info, logPrompt: false }
     ["an unknown top-level key", "colour: blue\n", 'Unrecognized key: "colour"'],
     ["an unknown nested key", "server: { prot: 1 }\n", "server"],
     ["a port out of range", "server: { port: 70000 }\n", "server.port"],
+    ["a negative drain delay", "server: { drainDelayMs: -1 }\n", "server.drainDelayMs"],
     ["a provider name with a slash", "providers:\n  - { name: 'a/b', baseUrl: 'http://h/v1' }\n", "providers[0].name"],
     ["a non-http base URL", "providers:\n  - { name: a, baseUrl: 'file:///etc/passwd' }\n", "providers[0].baseUrl"],
     ["a sink of no known type", "signals: { sinks: [{ type: kafka }] }\n", "signals.sinks[0]"],

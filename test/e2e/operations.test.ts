@@ -34,7 +34,7 @@ beforeAll(async () => {
 });
 afterAll(() => provider?.close());
 
-const startGateway = (server: { shutdownTimeoutMs?: number } = {}) =>
+const startGateway = (server: { shutdownTimeoutMs?: number; drainDelayMs?: number } = {}) =>
   startTestGateway({ server, providers: [{ name: "local", baseUrl: provider.url, apiKeyEnv: "LOCAL_KEY", retries: 0 }] }, { LOCAL_KEY: "sk-test" });
 
 /** protobuf-es (de)serializers for a grpc-js call. */
@@ -228,6 +228,23 @@ describe("gRPC health during shutdown", () => {
     // The open Watch did not hold the drain until the deadline.
     expect(Date.now() - startedAt).toBeLessThan(5_000);
     client.close();
+  });
+});
+
+describe("draining: server.drainDelayMs", () => {
+  it("turns /readyz to 503 at once, keeps serving new connections for the delay, then stops accepting", async () => {
+    const gateway = await startGateway({ drainDelayMs: 1000, shutdownTimeoutMs: 5000 });
+    const startedAt = Date.now();
+    const closing = gateway.close();
+    expect((await fetch(`${gateway.url}/readyz`)).status).toBe(503);
+    // A new channel opens a new connection: a balancer that has not yet seen the 503 is still served.
+    const client = createProtocolClient("grpc", gateway.url);
+    expect((await client.unary("local", { model: "m" })).ok).toBe(true);
+    client.close();
+    expect(Date.now() - startedAt).toBeLessThan(1000);
+    await closing;
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(1000);
+    await expect(fetch(`${gateway.url}/healthz`)).rejects.toThrow();
   });
 });
 
