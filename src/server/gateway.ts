@@ -1,5 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
+import { setMaxListeners } from "node:events";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Gauge } from "prom-client";
 import { createEntry } from "../call/entry.js";
@@ -138,6 +139,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   /** Aborted when close() begins (readiness, health) and when in-flight calls must end (calls). */
   const draining = new AbortController();
   const shutdown = new AbortController();
+  // connect-node links each call's signal to it for the call's length: many calls at once are no leak.
+  setMaxListeners(0, shutdown.signal);
   const served = [PassthroughService, JournalService, Health, ServerReflection, ServerReflectionV1alpha];
   // The fast paths serve Passthrough only; JournalService goes through connect-node and the transcoder.
   const passthrough = [{ service: PassthroughService, impl: service }];
