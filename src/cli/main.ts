@@ -68,7 +68,7 @@ async function serve(argv: string[]): Promise<number> {
     throw new ConfigError(`--port: "${values.port}" is not a port number`);
   }
   const { config, file } = loadConfig({ file: values.config, env: process.env, overrides: { host: values.host, port } });
-  const logger = createLogger({ level: config.logging.level });
+  const logger = createLogger({ level: config.logging.level, instance: config.server.instanceId });
   if (file) logger.info({ file }, "configuration loaded");
   // Listened for before the gateway starts: a SIGTERM right after "passthrough listening" must not find Node's default (exit at once).
   const stopSignal = new Promise<string>((resolve) => {

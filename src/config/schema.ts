@@ -1,3 +1,5 @@
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { z } from "zod";
 
 /**
@@ -33,7 +35,10 @@ export const configSchema = z.strictObject({
   server: z
     .strictObject({
       host: z.string().min(1).default("127.0.0.1"),
-      /** Names this instance in logs, metrics, signals' `source` and its journal spool's file. Default `<hostname>-<port>`. */
+      /**
+       * Names this instance in logs, metrics, signals' `source` and its journal spool's file.
+       * Default `<hostname>-<port>`; with port 0, `<hostname>-<8 random hex digits>` (see defaultInstanceId).
+       */
       instanceId: z
         .string()
         .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "letters, digits, '.', '_' and '-', at most 64")
@@ -44,6 +49,12 @@ export const configSchema = z.strictObject({
       maxBodyBytes: z.number().int().positive().default(8 * 1024 * 1024),
       /** How long SIGTERM waits for in-flight calls. Default 30 s. */
       shutdownTimeoutMs: z.number().int().positive().default(30_000),
+      /**
+       * After SIGTERM, how long the instance keeps accepting and serving with `/readyz` at 503,
+       * so that a load balancer's health checks take it out before its connections close.
+       * Default 0 (alone); behind a balancer, longer than its checks take to see the 503.
+       */
+      drainDelayMs: z.number().int().min(0).max(300_000).default(0),
       /** Serve unary gRPC and Connect calls on the fast paths (src/server/fast-paths/) rather than connect-node. Default on. */
       fastPaths: z.boolean().default(true),
       /** Serve the browser playground at `/` (built into dist/web by `npm run build`); false: `/` is a 404. Default on. */
@@ -87,6 +98,7 @@ export const configSchema = z.strictObject({
       message: "must not be longer than requestTimeoutMs",
       path: ["headersTimeoutMs"],
     })
+    .transform((server) => ({ ...server, instanceId: server.instanceId ?? defaultInstanceId(server.port) }))
     .prefault({}),
   upstream: z
     .strictObject({
@@ -218,6 +230,16 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 });
+
+/**
+ * `<hostname>-<port>`: unique among instances sharing a folder on one host, and the same after
+ * a restart, so that a crashed instance replays its own journal spool. Port 0 picks a free port
+ * only when listening, after the name is needed: such an instance gets a random suffix, so that
+ * two never share a spool (neither name survives a restart).
+ */
+function defaultInstanceId(port: number): string {
+  return `${hostname()}-${port === 0 ? randomBytes(4).toString("hex") : port}`;
+}
 
 export type ConfigInput = z.input<typeof configSchema>;
 export type Config = z.output<typeof configSchema>;

@@ -4,6 +4,8 @@ export type { Logger };
 
 export interface LoggerOptions {
   level: string;
+  /** `server.instanceId`, on every line, so that the logs of several instances can be told apart. */
+  instance?: string;
   /** Where JSON lines go; default standard output. */
   destination?: NodeJS.WritableStream;
 }
@@ -12,11 +14,11 @@ export interface LoggerOptions {
  * Structured JSON logs (pino). Authorization headers and keys are redacted by path as a
  * second line of defence; the code never passes them to the logger in the first place.
  */
-export function createLogger({ level, destination }: LoggerOptions): Logger {
+export function createLogger({ level, instance, destination }: LoggerOptions): Logger {
   return pino(
     {
       level,
-      base: { service: "passthrough" },
+      base: { service: "passthrough", ...(instance !== undefined && { instance }) },
       timestamp: pino.stdTimeFunctions.isoTime,
       redact: { paths: ["authorization", "*.authorization", "headers.authorization", "apiKey", "*.apiKey"], censor: "[redacted]" },
     },

@@ -1,6 +1,6 @@
 import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
-import { hostname } from "node:os";
+import { setMaxListeners } from "node:events";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { Gauge } from "prom-client";
 import { createEntry } from "../call/entry.js";
@@ -81,7 +81,10 @@ export interface Gateway {
   readonly address: AddressInfo;
   /** Applies new logging settings (level, the logPrompt switch) while serving. */
   reconfigureLogging(settings: Config["logging"]): void;
-  /** Graceful stop: refuse new calls, let in-flight ones finish until the deadline, then close. */
+  /**
+   * Graceful stop: readiness turns 503 at once; after `server.drainDelayMs` of serving on, new
+   * connections are refused and in-flight calls may finish until the deadline; then it closes.
+   */
   close(): Promise<void>;
 }
 
@@ -99,7 +102,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
         logger,
       })
     : undefined;
-  const instance = config.server.instanceId ?? `${hostname()}-${config.server.port}`;
+  const instance = config.server.instanceId;
   const logging = { logPrompt: config.logging.logPrompt };
   const dispatcher = await openSignals(config.signals, { logger, logging }, signalSinks);
   const signals = createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` });
@@ -109,6 +112,9 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const service = { ...createPassthroughService(calls), ...providerList };
   const journalReads = createJournalService(store);
   const metrics = createMetricsRegistry();
+  // An info metric, as node_exporter's node_uname_info: joins any series to the instance that
+  // reported it. The label is not `instance`, which Prometheus sets to the scraped address.
+  new Gauge({ name: "passthrough_instance_info", help: "This instance's server.instanceId.", labelNames: ["instance_id"], registers: [metrics] }).set({ instance_id: instance }, 1);
   new Gauge({
     name: "passthrough_rate_limit_fallback_calls",
     help: "Rate-limit checks answered from this instance's memory because Redis failed, since start.",
@@ -136,6 +142,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   /** Aborted when close() begins (readiness, health) and when in-flight calls must end (calls). */
   const draining = new AbortController();
   const shutdown = new AbortController();
+  // connect-node links each call's signal to it for the call's length: many calls at once are no leak.
+  setMaxListeners(0, shutdown.signal);
   const served = [PassthroughService, JournalService, Health, ServerReflection, ServerReflectionV1alpha];
   // The fast paths serve Passthrough only; JournalService goes through connect-node and the transcoder.
   const passthrough = [{ service: PassthroughService, impl: service }];
@@ -221,6 +229,10 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     },
     async close() {
       draining.abort();
+      if (config.server.drainDelayMs > 0) {
+        logger.info({ drainDelayMs: config.server.drainDelayMs }, "draining: not ready, still serving");
+        await new Promise((resolve) => setTimeout(resolve, config.server.drainDelayMs));
+      }
       listener.stopAccepting();
       if (inFlight > 0) {
         const drained = new Promise<void>((resolve) => (idle = resolve));

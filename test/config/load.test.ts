@@ -1,5 +1,5 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, parseConfig } from "../../src/config/load.js";
@@ -14,7 +14,8 @@ const file = (name: string, text: string) => {
 describe("configuration", () => {
   it("has every default when nothing is given", () => {
     const config = parseConfig({});
-    expect(config.server).toMatchObject({ host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024, fastPaths: true, maxRecordedBytes: 32 * 1024 * 1024 });
+    expect(config.server).toMatchObject({ host: "127.0.0.1", port: 8080, maxBodyBytes: 8 * 1024 * 1024, fastPaths: true, maxRecordedBytes: 32 * 1024 * 1024, drainDelayMs: 0 });
+    expect(config.server.instanceId).toBe(`${hostname()}-8080`);
     expect(config.auth.cacheTtlMs).toBe(5000);
     expect(config.database.url).toBe("sqlite:./data/passthrough.db");
     expect(config.upstream).toEqual({
@@ -68,6 +69,13 @@ logging:  { level: info, logPrompt: false }
     expect(fromFlags.server).toMatchObject({ host: "127.0.0.1", port: 3000 });
   });
 
+  it("names an instance on port 0 apart from every other, since its port is not known yet", () => {
+    const names = [parseConfig({ server: { port: 0 } }), parseConfig({ server: { port: 0 } })].map((config) => config.server.instanceId);
+    for (const name of names) expect(name).toMatch(new RegExp(`^${hostname().replace(/[.]/g, "\\.")}-[0-9a-f]{8}$`));
+    expect(names[0]).not.toBe(names[1]);
+    expect(parseConfig({ server: { port: 0, instanceId: "edge-1" } }).server.instanceId).toBe("edge-1");
+  });
+
   it("reads PASSTHROUGH_CONFIG when no file is named", () => {
     const path = file("named.yaml", "server: { port: 4321 }\n");
     expect(loadConfig({ env: { PASSTHROUGH_CONFIG: path } }).config.server.port).toBe(4321);
@@ -77,6 +85,7 @@ logging:  { level: info, logPrompt: false }
     ["an unknown top-level key", "colour: blue\n", 'Unrecognized key: "colour"'],
     ["an unknown nested key", "server: { prot: 1 }\n", "server"],
     ["a port out of range", "server: { port: 70000 }\n", "server.port"],
+    ["a negative drain delay", "server: { drainDelayMs: -1 }\n", "server.drainDelayMs"],
     ["a provider name with a slash", "providers:\n  - { name: 'a/b', baseUrl: 'http://h/v1' }\n", "providers[0].name"],
     ["a non-http base URL", "providers:\n  - { name: a, baseUrl: 'file:///etc/passwd' }\n", "providers[0].baseUrl"],
     ["a sink of no known type", "signals: { sinks: [{ type: kafka }] }\n", "signals.sinks[0]"],

@@ -128,6 +128,21 @@ describe("passthrough serve", () => {
     expect(await second.exited).toBe(0);
   });
 
+  it("names itself, server.instanceId, on every log line and in its metrics", async () => {
+    const config = writeConfig("named.yaml", `server: { port: 0, instanceId: edge-7 }\nproviders:\n  - { name: local, baseUrl: "${provider.url}" }\n`);
+    const served = await serve(["--config", config]);
+    provider.reply(json(200, completion("m")));
+    await (await fetch(`${served.url}/api/v1/prompts/passthrough/nope/`, { method: "POST", body: "{}", headers: served.auth })).arrayBuffer();
+    expect(await (await fetch(`${served.url}/metrics`)).text()).toMatch(/^passthrough_instance_info\{instance_id="edge-7"\} 1$/m);
+    served.child.kill("SIGTERM");
+    expect(await served.exited).toBe(0);
+    // Standard output also carries the default log sink's signal events, which name it as their source.
+    const lines = served.output().trim().split("\n").map((line) => JSON.parse(line) as { instance?: string; msg?: string; source?: string });
+    expect(lines.filter((line) => line.msg === undefined).map((event) => event.source)).toEqual(["passthrough/edge-7", "passthrough/edge-7", "passthrough/edge-7"]);
+    expect(lines.map((line) => line.msg)).toEqual(expect.arrayContaining(["configuration loaded", "passthrough listening", "call failed", "shutting down", "passthrough stopped"]));
+    expect(lines.filter((line) => line.msg !== undefined && line.instance !== "edge-7")).toEqual([]);
+  });
+
   it("takes --host and --port over the file", async () => {
     const config = writeConfig("port.yaml", "server: { port: 1 }\n");
     const { child, url, exited } = await serve(["--config", config, "--port", "0", "--host", "127.0.0.1"]);

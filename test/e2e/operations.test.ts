@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 import * as grpc from "@grpc/grpc-js";
 import { create, createFileRegistry, fromBinary, getOption, toBinary, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
@@ -33,7 +34,7 @@ beforeAll(async () => {
 });
 afterAll(() => provider?.close());
 
-const startGateway = (server: { shutdownTimeoutMs?: number } = {}) =>
+const startGateway = (server: { shutdownTimeoutMs?: number; drainDelayMs?: number } = {}) =>
   startTestGateway({ server, providers: [{ name: "local", baseUrl: provider.url, apiKeyEnv: "LOCAL_KEY", retries: 0 }] }, { LOCAL_KEY: "sk-test" });
 
 /** protobuf-es (de)serializers for a grpc-js call. */
@@ -230,6 +231,23 @@ describe("gRPC health during shutdown", () => {
   });
 });
 
+describe("draining: server.drainDelayMs", () => {
+  it("turns /readyz to 503 at once, keeps serving new connections for the delay, then stops accepting", async () => {
+    const gateway = await startGateway({ drainDelayMs: 1000, shutdownTimeoutMs: 5000 });
+    const startedAt = Date.now();
+    const closing = gateway.close();
+    expect((await fetch(`${gateway.url}/readyz`)).status).toBe(503);
+    // A new channel opens a new connection: a balancer that has not yet seen the 503 is still served.
+    const client = createProtocolClient("grpc", gateway.url);
+    expect((await client.unary("local", { model: "m" })).ok).toBe(true);
+    client.close();
+    expect(Date.now() - startedAt).toBeLessThan(1000);
+    await closing;
+    expect(Date.now() - startedAt).toBeGreaterThanOrEqual(1000);
+    await expect(fetch(`${gateway.url}/healthz`)).rejects.toThrow();
+  });
+});
+
 describe("GET /metrics", () => {
   let gateway: TestGateway;
   beforeAll(async () => {
@@ -270,5 +288,8 @@ describe("GET /metrics", () => {
     expect(text).toMatch(/passthrough_call_duration_seconds_bucket\{le="\+Inf",protocol="connect",provider="local"\} 1/);
     expect(text).toContain("process_cpu_user_seconds_total");
     expect(text).not.toContain("passthrough_auth_refusals_total");
+    // server.instanceId, which on port 0 is the host's name and a random suffix.
+    expect(text).toContain(`passthrough_instance_info{instance_id="${hostname()}-`);
+    expect(text).toMatch(/^passthrough_instance_info\{instance_id="[^"]+-[0-9a-f]{8}"\} 1$/m);
   });
 });

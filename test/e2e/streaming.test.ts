@@ -209,6 +209,23 @@ describe.each(STREAM_PROTOCOLS)("PassthroughStream over %s", (protocol) => {
   });
 });
 
+describe("many streams at once", () => {
+  it("are served without a listener-leak warning (each links its signal to the gateway's shutdown signal)", async () => {
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on("warning", onWarning);
+    try {
+      provider.setDefault(sse(chunks(3, "m"), { intervalMs: 100 }));
+      const results = await Promise.all(STREAM_PROTOCOLS.flatMap((protocol) => Array.from({ length: 4 }, () => callStream(protocol, gateway.url, "local", { model: "m" }))));
+      expect(results.map((result) => result.code)).toEqual(Array(12).fill(undefined));
+      await new Promise(setImmediate);
+      expect(warnings.filter((warning) => warning.name === "MaxListenersExceededWarning").map(String)).toEqual([]);
+    } finally {
+      process.off("warning", onWarning);
+    }
+  });
+});
+
 describe("deadlines, timeouts and retries", () => {
   it("a gRPC unary call's deadline aborts the upstream request within a second", async () => {
     provider.reply(hang());
