@@ -43,6 +43,7 @@ import { createGrpcUnaryDoor } from "./fast-paths/grpc-unary.js";
 import { createHealthService } from "./health.js";
 import { createListener, type NodeHandler } from "./listener.js";
 import { createMetricsHandler, createMetricsRegistry } from "./metrics.js";
+import { createReadiness, createReadinessHandler } from "./readiness.js";
 import { setNoCacheHeaders } from "./no-cache.js";
 import { createReflectionService, createReflectionV1alphaService } from "./reflection.js";
 
@@ -133,6 +134,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   /** Aborted when close() begins (readiness, health) and when in-flight calls must end (calls). */
   const draining = new AbortController();
   const shutdown = new AbortController();
+  const readiness = createReadiness({ store, sinks: () => dispatcher.stats(), journal: journal && (() => journal.writer.stats()), draining: draining.signal });
   const served = [PassthroughService, JournalService, Health, ServerReflection, ServerReflectionV1alpha];
   // The fast paths serve Passthrough only; JournalService goes through connect-node and the transcoder.
   const passthrough = [{ service: PassthroughService, impl: service }];
@@ -158,7 +160,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
       router
         .service(PassthroughService, service)
         .service(JournalService, journalReads)
-        .service(Health, createHealthService({ services: [PassthroughService, JournalService], draining: draining.signal }))
+        .service(Health, createHealthService({ services: [PassthroughService, JournalService], draining: draining.signal, ready: readiness.ready }))
         .service(ServerReflection, createReflectionService(served))
         .service(ServerReflectionV1alpha, createReflectionV1alphaService(served)),
     interceptors,
@@ -172,6 +174,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   let inFlight = 0;
   let idle: (() => void) | undefined;
   const serveMetrics = createMetricsHandler(metrics);
+  const serveReadiness = createReadinessHandler(readiness);
   const handler: NodeHandler = (req, res) => {
     setNoCacheHeaders(res);
     inFlight++;
@@ -179,12 +182,12 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
       if (--inFlight === 0) idle?.();
     });
     const path = req.url ?? "/";
-    if (path === "/healthz" || path === "/readyz") {
-      const ok = path === "/healthz" || !draining.signal.aborted;
-      res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-      res.end(ok ? '{"status":"ok"}' : '{"status":"shutting down"}');
+    if (path === "/healthz") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('{"status":"ok"}');
       return;
     }
+    if (path === "/readyz") return serveReadiness(req, res);
     if (path === "/metrics") return serveMetrics(req, res);
     if (cors.handle(req, res)) return;
     if (!entry(req, res)) notFound(req, res);
