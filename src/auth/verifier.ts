@@ -104,7 +104,16 @@ function quotable(text: string): string {
  * and the challenge in the error's metadata, which every protocol relays as a response header.
  */
 export function refusalError(refusal: Refusal): ConnectError {
-  return new ConnectError(refusalDescription(refusal), Code.Unauthenticated, { "www-authenticate": wwwAuthenticate(refusal) });
+  const error = new ConnectError(refusalDescription(refusal), Code.Unauthenticated, { "www-authenticate": wwwAuthenticate(refusal) });
+  refusalReasons.set(error, refusal.reason);
+  return error;
+}
+
+const refusalReasons = new WeakMap<ConnectError, RefusalReason>();
+
+/** The reason of an error made by refusalError (for metrics); undefined for any other error. */
+export function refusalReasonOf(error: unknown): RefusalReason | undefined {
+  return error instanceof ConnectError ? refusalReasons.get(error) : undefined;
 }
 
 /** PERMISSION_DENIED unless the principal may call this (normalized) provider. */

@@ -67,6 +67,12 @@ export interface CallRecord {
   request: RecordedRequest | undefined;
   answer: RecordedAnswer | undefined;
   upstreamStatus: number | undefined;
+  /**
+   * How long the provider took to answer, retries included: from the first request until its
+   * response headers (a stream) or the end of its body (a unary call, read whole before it is
+   * relayed); undefined when it was not called.
+   */
+  upstreamDurationMs: number | undefined;
   /** Set for unary answers; derived from the last chunk that reports it for streams. */
   usage: TokenUsage | undefined;
   /** Undefined until the door answered; a call that ends without one was cancelled. */
@@ -160,6 +166,7 @@ class Call implements TrackedCall {
   request: RecordedRequest | undefined;
   answer: RecordedAnswer | undefined;
   upstreamStatus: number | undefined;
+  upstreamDurationMs: number | undefined;
   #usage: TokenUsage | undefined;
   #outcome: CallOutcome | undefined;
   #durationMs: number | undefined;

@@ -44,6 +44,7 @@ import { createHealthService } from "./health.js";
 import { createListener, type NodeHandler } from "./listener.js";
 import { createMetricsHandler, createMetricsRegistry } from "./metrics.js";
 import { createReadiness, createReadinessHandler } from "./readiness.js";
+import { createRefusalMetrics } from "./refusal-metrics.js";
 import { setNoCacheHeaders } from "./no-cache.js";
 import { createReflectionService, createReflectionV1alphaService } from "./reflection.js";
 
@@ -90,12 +91,14 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const store = await openStore(config.database.url, { schema: config.database.schema });
   const keyCache = createKeyCache({ store, ttlMs: config.auth.cacheTtlMs, onError: (error, what) => logger.warn({ err: error }, `${what} failed`) });
   const limiter = createRateLimiter({ redisUrl: config.limits.redisUrl, logger });
+  const metrics = createMetricsRegistry();
   const auth = authenticate
     ? createAuthInterceptor({
         verifiers: [createApiKeyVerifier({ cache: keyCache }), ...(config.auth.google ? [createGoogleIdTokenVerifier(config.auth.google)] : [])],
         limiter,
         limits: config.limits,
         logger,
+        onRefusal: createRefusalMetrics(metrics),
       })
     : undefined;
   const instance = config.server.instanceId ?? `${hostname()}-${config.server.port}`;
@@ -106,7 +109,6 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const calls = createPassthroughCalls({ providers, upstream, logger, logging });
   const service = createPassthroughService(calls);
   const journalReads = createJournalService(store);
-  const metrics = createMetricsRegistry();
   new Gauge({
     name: "passthrough_rate_limit_fallback_calls",
     help: "Rate-limit checks answered from this instance's memory because Redis failed, since start.",

@@ -64,29 +64,32 @@ export function createPassthroughCalls({ providers, upstream, logger, logging }:
     async complete(started, payload) {
       const { call, provider, budget } = started;
       call.startingUpstream();
-      const response = await recordingStatus(call, upstream.send(provider, payload, budget, "buffered"));
+      const response = await recordingStatus(call, () => upstream.send(provider, payload, budget, "buffered"));
       return recordAnswer(started, await readBody(response, started.budget));
     },
 
     async openStream(started, payload) {
       const { call, provider, budget } = started;
       call.startingUpstream();
-      const response = await recordingStatus(call, upstream.send(provider, payload, budget, "stream"));
+      const response = await recordingStatus(call, () => upstream.send(provider, payload, budget, "stream"));
       if (isEventStream(response)) return { kind: "stream", response };
       return { kind: "whole", answer: recordAnswer(started, await readBody(response, started.budget)) };
     },
   };
 }
 
-/** The provider's answer to `sending`, its status recorded, also when it was an error. */
-async function recordingStatus<T extends UpstreamResponse>(call: CallRecord, sending: Promise<T>): Promise<T> {
+/** The provider's answer to `send`, its status and how long it took recorded, also when it was an error. */
+async function recordingStatus<T extends UpstreamResponse>(call: CallRecord, send: () => Promise<T>): Promise<T> {
+  const startedAt = performance.now();
   try {
-    const response = await sending;
+    const response = await send();
     call.upstreamStatus = response.status;
     return response;
   } catch (error) {
     if (error instanceof ConnectError && error.cause instanceof UpstreamError) call.upstreamStatus = error.cause.upstreamStatus;
     throw error;
+  } finally {
+    call.upstreamDurationMs = performance.now() - startedAt;
   }
 }
 
