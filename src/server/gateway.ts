@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { TracerProvider } from "@opentelemetry/api";
 import { Gauge } from "prom-client";
 import { createEntry } from "../call/entry.js";
 import { createHeaderStage, type HeaderCheck } from "../call/header-stage.js";
@@ -34,6 +35,7 @@ import { createPassthroughRest } from "../rest/passthrough-rest.js";
 import { createJournalService } from "../service/journal-service.js";
 import { createPassthroughCalls } from "../service/passthrough-call.js";
 import { createPassthroughService } from "../service/passthrough-service.js";
+import { openTracing } from "../telemetry/open.js";
 import { createTranscoder } from "../transcoding/transcoder.js";
 import { createCallMetrics } from "./call-metrics.js";
 import { createConnectDoor } from "./connect-door.js";
@@ -59,6 +61,8 @@ export interface GatewayOptions {
   journal?: boolean;
   /** Sinks besides the configured ones (tests' own). */
   signalSinks?: readonly SignalSink[];
+  /** Traces calls through this provider (tests' own, with an in-memory exporter) rather than as `telemetry` configures. */
+  tracerProvider?: TracerProvider;
   /** Told of the key created on the first start with an empty key store, to show it once. */
   onFirstKey?(key: Secret): void;
   /** The environment, for provider keys; read by the registry once, at start. */
@@ -86,7 +90,7 @@ export interface Gateway {
 }
 
 /** The composition root: builds every part from the configuration and serves them on one port. */
-export async function startGateway({ config, env, logger, calls: hooks = {}, authenticate = true, journal: journaling = true, signalSinks, onFirstKey }: GatewayOptions): Promise<Gateway> {
+export async function startGateway({ config, env, logger, calls: hooks = {}, authenticate = true, journal: journaling = true, signalSinks, tracerProvider, onFirstKey }: GatewayOptions): Promise<Gateway> {
   const providers = createProviderRegistry(config.providers, env, config.upstream);
   const store = await openStore(config.database.url, { schema: config.database.schema });
   const keyCache = createKeyCache({ store, ttlMs: config.auth.cacheTtlMs, onError: (error, what) => logger.warn({ err: error }, `${what} failed`) });
@@ -106,7 +110,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const signals = createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` });
   const upstream = createUpstreamClient(config.upstream);
   const logging = { logPrompt: config.logging.logPrompt };
-  const calls = createPassthroughCalls({ providers, upstream, logger, logging });
+  const tracing = await openTracing(config.telemetry, tracerProvider);
+  const calls = createPassthroughCalls({ providers, upstream, logger, logging, traceContext: tracing.calls });
   const service = createPassthroughService(calls);
   const journalReads = createJournalService(store);
   new Gauge({
@@ -128,6 +133,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   if (auth) tracker.onCallEnd(auth.onCallEnd);
   tracker.onUpstreamStart(signals.onUpstreamStart);
   tracker.onCallEnd(signals.onCallEnd);
+  if (tracing.calls) tracker.onCallEnd(tracing.calls.onCallEnd);
   for (const listener of hooks.onCallEnd ?? []) tracker.onCallEnd(listener);
   const headerStage = createHeaderStage([...(auth ? [auth.headerCheck] : []), ...(hooks.headerChecks ?? [])], (error, call) =>
     logger.error({ err: error, journalKey: call.journalKey }, "a header check failed"),
@@ -229,7 +235,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
       shutdown.abort();
       listener.destroyConnections();
       await upstream.close();
-      await Promise.all([journal?.close(JOURNAL_FLUSH_TIMEOUT_MS), dispatcher.close(config.signals.flushTimeoutMs)]);
+      await Promise.all([journal?.close(JOURNAL_FLUSH_TIMEOUT_MS), dispatcher.close(config.signals.flushTimeoutMs), tracing.close()]);
       await keyCache.close();
       await limiter.close();
       await store.close();
