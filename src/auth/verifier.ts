@@ -123,6 +123,13 @@ export function assertProviderAllowed(principal: AuthPrincipal, providerName: st
   throw new ConnectError(`permission denied: ${who} may not use provider "${providerName}"`, Code.PermissionDenied);
 }
 
+/** PERMISSION_DENIED unless the principal is an admin: a key created with `passthrough keys create --admin`. */
+export function assertAdmin(principal: AuthPrincipal): void {
+  if (principal.admin) return;
+  const who = principal.kind === "key" ? "this API key is not an admin key (passthrough keys create --admin)" : "a Google account is never an admin";
+  throw new ConnectError(`permission denied: ${who}`, Code.PermissionDenied);
+}
+
 const formatNames: Record<CredentialFormat, string> = { "api-key": "API keys", "id-token": "Google ID tokens" };
 
 /**

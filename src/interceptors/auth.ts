@@ -1,7 +1,8 @@
+import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { HeaderCheck } from "../call/header-stage.js";
 import { kCallRecord, type CallEndListener, type CallRecord } from "../call/record.js";
-import { assertProviderAllowed, authenticate, refusalReasonOf, type AuthPrincipal, type CredentialVerifier, type RefusalReason } from "../auth/verifier.js";
+import { assertAdmin, assertProviderAllowed, authenticate, refusalReasonOf, type AuthPrincipal, type CredentialVerifier, type RefusalReason } from "../auth/verifier.js";
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import { rateLimitedError } from "../limits/errors.js";
 import { effectiveLimits, type LimitName, type RateLimiter, type RateLimits } from "../limits/rate-limiter.js";
@@ -16,6 +17,8 @@ export interface AuthOptions {
   /** The configured limits, for principals without limits of their own. */
   limits: RateLimits;
   logger: Logger;
+  /** Services only admin principals may call (keys created with `--admin`); others are PERMISSION_DENIED. */
+  adminServices?: readonly DescService[];
   /** Told of each refusal, for metrics: the credential's, a permission's, or a rate limit's. */
   onRefusal?(refusal: AuthRefusal): void;
 }
@@ -40,8 +43,9 @@ export interface Authentication {
  * Authentication and authorization on every protocol (SPEC section 5). A refused call is
  * logged here, without its credential, and never reaches the interceptors or the provider.
  */
-export function createAuthInterceptor({ verifiers, limiter, limits, logger, onRefusal }: AuthOptions): Authentication {
+export function createAuthInterceptor({ verifiers, limiter, limits, logger, adminServices = [], onRefusal }: AuthOptions): Authentication {
   const principals = new WeakMap<CallRecord, AuthPrincipal>();
+  const adminOnly = new Set(adminServices.map((service) => service.typeName));
 
   const refused = (call: CallRecord, error: unknown): never => {
     const refusal = ConnectError.from(error);
@@ -90,7 +94,12 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger, onRe
     const principal = principals.get(call);
     // Fail closed: a recorded call always passed the header check, or was refused there.
     if (principal === undefined) throw new ConnectError("unauthenticated: the call was not authenticated", Code.Unauthenticated);
-    if (call.method.parent.typeName !== PassthroughService.typeName) return next(req);
+    const service = call.method.parent.typeName;
+    if (adminOnly.has(service)) {
+      denying(() => assertAdmin(principal));
+      return next(req);
+    }
+    if (service !== PassthroughService.typeName) return next(req);
     const check = (message: unknown) => denying(() => assertProviderAllowed(principal, normalizeProviderName(String((message as { providerName?: unknown }).providerName ?? ""))));
     if (!req.stream) {
       check(req.message);

@@ -11,6 +11,7 @@ import type { Config } from "../config/schema.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { AdminService } from "../gen/smarter/prompt/v1/admin_pb.js";
 import { JournalService } from "../gen/smarter/prompt/v1/journal_pb.js";
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import { createApiKeyVerifier } from "../auth/api-key-verifier.js";
@@ -32,6 +33,7 @@ import { createProviderRegistry } from "../providers/registry.js";
 import { createUpstreamClient } from "../providers/upstream.js";
 import { errorEnvelope, writeRestError } from "../rest/errors.js";
 import { createPassthroughRest } from "../rest/passthrough-rest.js";
+import { createAdminService } from "../service/admin-service.js";
 import { createJournalService } from "../service/journal-service.js";
 import { createPassthroughCalls } from "../service/passthrough-call.js";
 import { createPassthroughService } from "../service/passthrough-service.js";
@@ -103,6 +105,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
         limits: config.limits,
         logger,
         onRefusal: createRefusalMetrics(metrics),
+        adminServices: [AdminService],
       })
     : undefined;
   const instance = config.server.instanceId ?? `${hostname()}-${config.server.port}`;
@@ -110,6 +113,12 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const signals = createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` });
   const upstream = createUpstreamClient(config.upstream);
   const logging = { logPrompt: config.logging.logPrompt };
+  const reconfigureLogging = (settings: Config["logging"], by?: string) => {
+    logger.level = settings.level;
+    logging.logPrompt = settings.logPrompt;
+    logger.info({ level: settings.level, logPrompt: settings.logPrompt, ...(by && { by }) }, "logging reconfigured");
+  };
+  const admin = createAdminService({ logging: () => ({ level: logger.level as Config["logging"]["level"], logPrompt: logging.logPrompt }), reconfigureLogging });
   const tracing = await openTracing(config.telemetry, tracerProvider);
   const calls = createPassthroughCalls({ providers, upstream, logger, logging, traceContext: tracing.calls });
   const service = createPassthroughService(calls);
@@ -143,7 +152,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const draining = new AbortController();
   const shutdown = new AbortController();
   const readiness = createReadiness({ store, sinks: () => dispatcher.stats(), journal: journal && (() => journal.writer.stats()), draining: draining.signal });
-  const served = [PassthroughService, JournalService, Health, ServerReflection, ServerReflectionV1alpha];
+  const served = [PassthroughService, JournalService, AdminService, Health, ServerReflection, ServerReflectionV1alpha];
   // The fast paths serve Passthrough only; JournalService goes through connect-node and the transcoder.
   const passthrough = [{ service: PassthroughService, impl: service }];
   const readMaxBytes = config.server.maxBodyBytes;
@@ -152,6 +161,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     services: [
       { service: PassthroughService, impl: createPassthroughRest(calls) },
       { service: JournalService, impl: journalReads },
+      { service: AdminService, impl: admin },
     ],
     interceptors,
     maxBodyBytes: readMaxBytes,
@@ -168,7 +178,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
       router
         .service(PassthroughService, service)
         .service(JournalService, journalReads)
-        .service(Health, createHealthService({ services: [PassthroughService, JournalService], draining: draining.signal, ready: readiness.ready }))
+        .service(AdminService, admin)
+        .service(Health, createHealthService({ services: [PassthroughService, JournalService, AdminService], draining: draining.signal, ready: readiness.ready }))
         .service(ServerReflection, createReflectionService(served))
         .service(ServerReflectionV1alpha, createReflectionV1alphaService(served)),
     interceptors,
@@ -176,7 +187,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     shutdownSignal: shutdown.signal,
     onError: (error, procedure) => logger.error({ err: error, procedure }, "a handler failed outside its call"),
   });
-  const entry = createEntry({ doors: [transcoder, ...fastPaths, rpc], tracker, headerStage, services: new Set([PassthroughService, JournalService]) });
+  const entry = createEntry({ doors: [transcoder, ...fastPaths, rpc], tracker, headerStage, services: new Set([PassthroughService, JournalService, AdminService]) });
 
   const cors = createCors(config.auth.cors);
   let inFlight = 0;
@@ -219,11 +230,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   return {
     url,
     address,
-    reconfigureLogging(settings) {
-      logger.level = settings.level;
-      logging.logPrompt = settings.logPrompt;
-      logger.info({ level: settings.level, logPrompt: settings.logPrompt }, "logging reconfigured");
-    },
+    reconfigureLogging,
     async close() {
       draining.abort();
       listener.stopAccepting();

@@ -24,6 +24,7 @@ import { NO_CACHE } from "../support/no-cache.js";
 
 const SERVICE = "smarter.prompt.v1.PassthroughService";
 const JOURNAL_SERVICE = "smarter.prompt.v1.JournalService";
+const ADMIN_SERVICE = "smarter.prompt.v1.AdminService";
 
 let provider: FakeProvider;
 beforeAll(async () => {
@@ -64,7 +65,7 @@ describe("gRPC health and reflection", () => {
     await gateway?.close();
   });
 
-  it.each(["", SERVICE, JOURNAL_SERVICE])("Check(%j) is SERVING while the gateway is ready", async (service) => {
+  it.each(["", SERVICE, JOURNAL_SERVICE, ADMIN_SERVICE])("Check(%j) is SERVING while the gateway is ready", async (service) => {
     expect(await check(client, service)).toEqual({ status: ServingStatus.SERVING });
   });
 
@@ -80,6 +81,7 @@ describe("gRPC health and reflection", () => {
       "": ServingStatus.SERVING,
       [SERVICE]: ServingStatus.SERVING,
       [JOURNAL_SERVICE]: ServingStatus.SERVING,
+      [ADMIN_SERVICE]: ServingStatus.SERVING,
     });
   });
 
@@ -102,7 +104,7 @@ describe("gRPC health and reflection", () => {
       expect(answer.messageResponse.case).toBe("listServicesResponse");
       const names = answer.messageResponse.case === "listServicesResponse" ? answer.messageResponse.value.service.map((s) => s.name) : [];
       expect(names).toEqual(
-        expect.arrayContaining([SERVICE, JOURNAL_SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]),
+        expect.arrayContaining([SERVICE, JOURNAL_SERVICE, ADMIN_SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]),
       );
     }
   });

@@ -11,7 +11,7 @@ import { check, grpcClient, watch } from "../support/health-clients.js";
 import { NO_CACHE } from "../support/no-cache.js";
 
 // GET /readyz reports the store, the sinks and the journal; it and gRPC health turn when the store does.
-const SERVICES = ["", "smarter.prompt.v1.PassthroughService", "smarter.prompt.v1.JournalService"];
+const SERVICES = ["", "smarter.prompt.v1.PassthroughService", "smarter.prompt.v1.JournalService", "smarter.prompt.v1.AdminService"];
 
 let provider: FakeProvider;
 beforeAll(async () => {
