@@ -42,6 +42,7 @@ import { createTranscoder } from "../transcoding/transcoder.js";
 import { createCallMetrics } from "./call-metrics.js";
 import { createConnectDoor } from "./connect-door.js";
 import { createCors } from "./cors.js";
+import { createDrain } from "./drain.js";
 import { createConnectUnaryDoor } from "./fast-paths/connect-unary.js";
 import { createGrpcUnaryDoor } from "./fast-paths/grpc-unary.js";
 import { createHealthService } from "./health.js";
@@ -87,7 +88,10 @@ export interface Gateway {
   readonly address: AddressInfo;
   /** Applies new logging settings (level, the logPrompt switch) while serving. */
   reconfigureLogging(settings: Config["logging"]): void;
-  /** Graceful stop: refuse new calls, let in-flight ones finish until the deadline, then close. */
+  /**
+   * Graceful stop (src/server/drain.ts): refuse new calls, let in-flight ones finish until
+   * `server.shutdownTimeoutMs`, cancel the rest, then flush the journal, the sinks and the spans.
+   */
   close(): Promise<void>;
 }
 
@@ -148,10 +152,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     logger.error({ err: error, journalKey: call.journalKey }, "a header check failed"),
   );
   const interceptors = [createErrorBoundaryInterceptor(logger), ...(auth ? [auth.interceptor] : []), signals.interceptor, ...(hooks.interceptors ?? [])];
-  /** Aborted when close() begins (readiness, health) and when in-flight calls must end (calls). */
-  const draining = new AbortController();
-  const shutdown = new AbortController();
-  const readiness = createReadiness({ store, sinks: () => dispatcher.stats(), journal: journal && (() => journal.writer.stats()), draining: draining.signal });
+  const drain = createDrain();
+  const readiness = createReadiness({ store, sinks: () => dispatcher.stats(), journal: journal && (() => journal.writer.stats()), draining: drain.draining });
   const served = [PassthroughService, JournalService, AdminService, Health, ServerReflection, ServerReflectionV1alpha];
   // The fast paths serve Passthrough only; JournalService goes through connect-node and the transcoder.
   const passthrough = [{ service: PassthroughService, impl: service }];
@@ -166,12 +168,12 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     interceptors,
     maxBodyBytes: readMaxBytes,
     writeError: writeRestError,
-    shutdownSignal: shutdown.signal,
+    shutdownSignal: drain.cancelled,
     // A journal page with no entries is `"entries": []`, an OK entry has `"grpcCode": 0`.
     emitDefaults: true,
     rejectUnknownQueryParameters: config.transcoding.rejectUnknownQueryParameters,
   });
-  const fastPathOptions = { services: passthrough, interceptors, readMaxBytes, shutdownSignal: shutdown.signal };
+  const fastPathOptions = { services: passthrough, interceptors, readMaxBytes, shutdownSignal: drain.cancelled };
   const fastPaths = config.server.fastPaths ? [createGrpcUnaryDoor(fastPathOptions), createConnectUnaryDoor(fastPathOptions)] : [];
   const rpc = createConnectDoor({
     routes: (router) =>
@@ -179,27 +181,22 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
         .service(PassthroughService, service)
         .service(JournalService, journalReads)
         .service(AdminService, admin)
-        .service(Health, createHealthService({ services: [PassthroughService, JournalService, AdminService], draining: draining.signal, ready: readiness.ready }))
+        .service(Health, createHealthService({ services: [PassthroughService, JournalService, AdminService], draining: drain.draining, ready: readiness.ready }))
         .service(ServerReflection, createReflectionService(served))
         .service(ServerReflectionV1alpha, createReflectionV1alphaService(served)),
     interceptors,
     readMaxBytes,
-    shutdownSignal: shutdown.signal,
+    shutdownSignal: drain.cancelled,
     onError: (error, procedure) => logger.error({ err: error, procedure }, "a handler failed outside its call"),
   });
   const entry = createEntry({ doors: [transcoder, ...fastPaths, rpc], tracker, headerStage, services: new Set([PassthroughService, JournalService, AdminService]) });
 
   const cors = createCors(config.auth.cors);
-  let inFlight = 0;
-  let idle: (() => void) | undefined;
   const serveMetrics = createMetricsHandler(metrics);
   const serveReadiness = createReadinessHandler(readiness);
   const handler: NodeHandler = (req, res) => {
     setNoCacheHeaders(res);
-    inFlight++;
-    res.once("close", () => {
-      if (--inFlight === 0) idle?.();
-    });
+    drain.track(res);
     const path = req.url ?? "/";
     if (path === "/healthz") {
       res.writeHead(200, { "content-type": "application/json" });
@@ -208,7 +205,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     }
     if (path === "/readyz") return serveReadiness(req, res);
     if (path === "/metrics") return serveMetrics(req, res);
-    if (cors.handle(req, res)) return;
+    if (cors.handle(req, res) || drain.refuse(req, res)) return;
     if (!entry(req, res)) notFound(req, res);
   };
 
@@ -232,15 +229,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     address,
     reconfigureLogging,
     async close() {
-      draining.abort();
-      listener.stopAccepting();
-      if (inFlight > 0) {
-        const drained = new Promise<void>((resolve) => (idle = resolve));
-        const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.server.shutdownTimeoutMs).unref());
-        await Promise.race([drained, deadline]);
-      }
-      shutdown.abort();
-      listener.destroyConnections();
+      await drain.run(listener, config.server.shutdownTimeoutMs);
       await upstream.close();
       await Promise.all([journal?.close(JOURNAL_FLUSH_TIMEOUT_MS), dispatcher.close(config.signals.flushTimeoutMs), tracing.close()]);
       await keyCache.close();
