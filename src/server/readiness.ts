@@ -41,12 +41,18 @@ export interface Readiness {
 export function createReadiness({ store, sinks, journal, draining, pingTimeoutMs = 1000, cacheMs = 1000 }: ReadinessOptions): Readiness {
   let last: { at: number; reachable: boolean } | undefined;
   let pinging: Promise<boolean> | undefined;
+  /** The store's ping until it answers: a stalled database is asked once, not once per probe, so that pings cannot fill its pool. */
+  let unanswered: Promise<boolean> | undefined;
 
   const ping = async (): Promise<boolean> => {
+    unanswered ??= store.ping().then(
+      () => true,
+      () => false,
+    ).finally(() => (unanswered = undefined));
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<boolean>((resolve) => (timer = setTimeout(resolve, pingTimeoutMs, false)));
     try {
-      return await Promise.race([store.ping().then(() => true, () => false), timeout]);
+      return await Promise.race([unanswered, timeout]);
     } finally {
       clearTimeout(timer);
     }

@@ -37,12 +37,21 @@ describe("createReadiness", () => {
     expect(store.pings).toBe(2);
   });
 
-  it("counts a ping that does not answer within pingTimeoutMs as unreachable", async () => {
+  it("counts a ping that does not answer within pingTimeoutMs as unreachable, and sends no other while it is unanswered", async () => {
     const store = pingable();
-    const readiness = createReadiness({ store, sinks: () => [], draining: new AbortController().signal, pingTimeoutMs: 50 });
+    const readiness = createReadiness({ store, sinks: () => [], draining: new AbortController().signal, pingTimeoutMs: 50, cacheMs: 10 });
     const startedAt = Date.now();
     expect(await readiness.ready()).toBe(false);
     expect(Date.now() - startedAt).toBeLessThan(1000);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await readiness.ready()).toBe(false);
+    expect(store.pings).toBe(1);
+    store.answer();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const again = readiness.ready();
+    store.answer();
+    expect(await again).toBe(true);
+    expect(store.pings).toBe(2);
   });
 
   it("reports draining before anything else, the sinks' states and the journal's waiting entries", async () => {
