@@ -104,7 +104,16 @@ function quotable(text: string): string {
  * and the challenge in the error's metadata, which every protocol relays as a response header.
  */
 export function refusalError(refusal: Refusal): ConnectError {
-  return new ConnectError(refusalDescription(refusal), Code.Unauthenticated, { "www-authenticate": wwwAuthenticate(refusal) });
+  const error = new ConnectError(refusalDescription(refusal), Code.Unauthenticated, { "www-authenticate": wwwAuthenticate(refusal) });
+  refusalReasons.set(error, refusal.reason);
+  return error;
+}
+
+const refusalReasons = new WeakMap<ConnectError, RefusalReason>();
+
+/** The reason of an error made by refusalError (for metrics); undefined for any other error. */
+export function refusalReasonOf(error: unknown): RefusalReason | undefined {
+  return error instanceof ConnectError ? refusalReasons.get(error) : undefined;
 }
 
 /** PERMISSION_DENIED unless the principal may call this (normalized) provider. */
@@ -112,6 +121,13 @@ export function assertProviderAllowed(principal: AuthPrincipal, providerName: st
   if (principal.allowedProviders === null || principal.allowedProviders.includes(providerName)) return;
   const who = principal.kind === "key" ? "this API key" : "this Google account";
   throw new ConnectError(`permission denied: ${who} may not use provider "${providerName}"`, Code.PermissionDenied);
+}
+
+/** PERMISSION_DENIED unless the principal is an admin: a key created with `passthrough keys create --admin`. */
+export function assertAdmin(principal: AuthPrincipal): void {
+  if (principal.admin) return;
+  const who = principal.kind === "key" ? "this API key is not an admin key (passthrough keys create --admin)" : "a Google account is never an admin";
+  throw new ConnectError(`permission denied: ${who}`, Code.PermissionDenied);
 }
 
 const formatNames: Record<CredentialFormat, string> = { "api-key": "API keys", "id-token": "Google ID tokens" };

@@ -13,6 +13,8 @@ export interface DoorMatch {
   readonly door: Door;
   /** The method called; absent when the request is no call (a REST path with the wrong HTTP method). */
   readonly method?: DescMethod;
+  /** The REST binding it matched, e.g. `POST /api/v1/prompts/passthrough/{provider_name}/`; RPC doors leave it out. */
+  readonly route?: string;
   /**
    * Serves it. With a record, the door puts it in the handler context's values, completes it
    * with the outcome, and with a `refusal` answers that error without reading the body.
@@ -53,7 +55,7 @@ export function createEntry({ doors, tracker, headerStage, services }: EntryOpti
       match.serve(undefined, undefined);
       return true;
     }
-    const call = tracker.start({ protocol: match.protocol, door: match.door, method, requestHeader: requestHeaders(req) });
+    const call = tracker.start({ protocol: match.protocol, door: match.door, method, route: match.route, requestHeader: requestHeaders(req) });
     res.setHeader(JOURNAL_KEY_HEADER, call.journalKey);
     // 'close' comes once per response, answered or not; writableEnded says whether it was answered in full.
     res.once("close", () => call.end(res.writableEnded));

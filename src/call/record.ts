@@ -62,6 +62,8 @@ export interface CallRecord {
   readonly method: DescMethod;
   /** `/package.Service/Method`. */
   readonly procedure: string;
+  /** The REST binding the call came by, e.g. `POST /api/v1/prompts/passthrough/{provider_name}/`; undefined for RPC. */
+  readonly route: string | undefined;
   /** Epoch milliseconds. */
   readonly startedAt: number;
   readonly requestHeader: Headers;
@@ -70,6 +72,14 @@ export interface CallRecord {
   request: RecordedRequest | undefined;
   answer: RecordedAnswer | undefined;
   upstreamStatus: number | undefined;
+  /**
+   * How long the provider took to answer, retries included: from `startingUpstream()` until
+   * `upstreamAnswered()` (response headers for a stream, the end of the body for a unary call,
+   * read whole before it is relayed), or until the call ended first; undefined when it was not called.
+   */
+  readonly upstreamDurationMs: number | undefined;
+  /** When the provider was first called, in milliseconds after `startedAt` (on the clock of `durationMs`); undefined when it was not. */
+  readonly upstreamStartMs: number | undefined;
   /** Set for unary answers; derived from the last chunk that reports it for streams. */
   usage: TokenUsage | undefined;
   /** The answer as one object: the provider's, or a stream's events assembled as they were relayed. */
@@ -91,6 +101,8 @@ export interface CallRecord {
   relayed(event: JsonObject | Uint8Array, bytes: number): void;
   /** Notes that the provider is about to be called; tells the tracker's upstream listeners once. */
   startingUpstream(): void;
+  /** Notes that the provider has answered (or failed to): the end of `upstreamDurationMs`. */
+  upstreamAnswered(): void;
 }
 
 export type CallEndListener = (call: CallRecord) => void;
@@ -106,6 +118,7 @@ export interface CallStart {
   protocol: Protocol;
   door: Door;
   method: DescMethod;
+  route?: string;
   requestHeader: Headers;
 }
 
@@ -159,6 +172,7 @@ class Call implements TrackedCall {
   readonly door: Door;
   readonly method: DescMethod;
   readonly procedure: string;
+  readonly route: string | undefined;
   readonly requestHeader: Headers;
   principal: Principal | undefined;
   providerName: string | undefined;
@@ -171,6 +185,8 @@ class Call implements TrackedCall {
   #ended = false;
   #admitted = true;
   #upstreamStarted = false;
+  #upstreamStartedAt = 0;
+  #upstreamAnsweredAt: number | undefined;
   #recordedBytes = 0;
   #assembly: StreamAssembly | undefined;
   #assembled: JsonObject | undefined;
@@ -186,6 +202,7 @@ class Call implements TrackedCall {
     this.door = init.door;
     this.method = init.method;
     this.procedure = `/${init.method.parent.typeName}/${init.method.name}`;
+    this.route = init.route;
     this.requestHeader = init.requestHeader;
   }
 
@@ -226,6 +243,15 @@ class Call implements TrackedCall {
     return this.#upstreamStarted;
   }
 
+  get upstreamStartMs(): number | undefined {
+    return this.#upstreamStarted ? this.#upstreamStartedAt - this.#started : undefined;
+  }
+
+  get upstreamDurationMs(): number | undefined {
+    if (!this.#upstreamStarted) return undefined;
+    return (this.#upstreamAnsweredAt ?? performance.now()) - this.#upstreamStartedAt;
+  }
+
   refuse(): void {
     this.#admitted = false;
   }
@@ -233,7 +259,12 @@ class Call implements TrackedCall {
   startingUpstream(): void {
     if (this.#upstreamStarted || this.#ended) return;
     this.#upstreamStarted = true;
+    this.#upstreamStartedAt = performance.now();
     this.#tell(this.listeners.upstream);
+  }
+
+  upstreamAnswered(): void {
+    if (this.#upstreamStarted) this.#upstreamAnsweredAt ??= performance.now();
   }
 
   answered(outcome: CallOutcome): void {
@@ -257,6 +288,7 @@ class Call implements TrackedCall {
   end(completed: boolean): void {
     if (this.#ended) return;
     this.#durationMs = performance.now() - this.#started;
+    this.upstreamAnswered();
     if (this.#outcome === undefined || (!completed && this.#outcome.code === 0)) this.#outcome = cancelled;
     this.#ended = true;
     this.#tell(this.listeners.end);

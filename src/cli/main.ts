@@ -71,9 +71,15 @@ async function serve(argv: string[]): Promise<number> {
   const logger = createLogger({ level: config.logging.level, instance: config.server.instanceId });
   if (file) logger.info({ file }, "configuration loaded");
   // Listened for before the gateway starts: a SIGTERM right after "passthrough listening" must not find Node's default (exit at once).
+  // Listened for until the end: a second signal must not kill the process before the journal and the sinks are flushed.
+  let stopping: string | undefined;
   const stopSignal = new Promise<string>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
+    const stop = (signal: string) => () => {
+      if (stopping === undefined) resolve((stopping = signal));
+      else logger.warn({ signal }, "already shutting down");
+    };
+    process.on("SIGTERM", stop("SIGTERM"));
+    process.on("SIGINT", stop("SIGINT"));
   });
   const gateway = await startGateway({ config, env: process.env, logger, onFirstKey: announceFirstKey });
   // SIGHUP re-reads the logging settings (the logPrompt switch, the level) without a restart.

@@ -222,6 +222,15 @@ export const configSchema = z.strictObject({
         .default([{ type: "log" }]),
     })
     .prefault({}),
+  telemetry: z
+    .strictObject({
+      /**
+       * An OpenTelemetry collector's OTLP/HTTP base URL (`http://127.0.0.1:4318`): spans of every
+       * call are exported to `<it>/v1/traces`. Default: none, no span is made.
+       */
+      otlpEndpoint: z.url({ protocol: /^https?$/ }).optional(),
+    })
+    .prefault({}),
   logging: z
     .strictObject({
       level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),

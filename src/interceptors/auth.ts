@@ -1,9 +1,10 @@
+import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { HeaderCheck } from "../call/header-stage.js";
 import { kCallRecord, type CallEndListener, type CallRecord } from "../call/record.js";
-import { assertProviderAllowed, authenticate, type AuthPrincipal, type CredentialVerifier } from "../auth/verifier.js";
+import { assertAdmin, assertProviderAllowed, authenticate, refusalReasonOf, type AuthPrincipal, type CredentialVerifier, type RefusalReason } from "../auth/verifier.js";
 import { rateLimitedError } from "../limits/errors.js";
-import { effectiveLimits, type RateLimiter, type RateLimits } from "../limits/rate-limiter.js";
+import { effectiveLimits, type LimitName, type RateLimiter, type RateLimits } from "../limits/rate-limiter.js";
 import type { Logger } from "../logging/logger.js";
 import { normalizeProviderName } from "../providers/provider.js";
 import { callsProvider } from "../service/provider-methods.js";
@@ -16,7 +17,14 @@ export interface AuthOptions {
   /** The configured limits, for principals without limits of their own. */
   limits: RateLimits;
   logger: Logger;
+  /** Services only admin principals may call (keys created with `--admin`); others are PERMISSION_DENIED. */
+  adminServices?: readonly DescService[];
+  /** Told of each refusal, for metrics: the credential's, a permission's, or a rate limit's. */
+  onRefusal?(refusal: AuthRefusal): void;
 }
+
+/** Why a call was refused: a credential (SPEC section 5's cases), a permission, or a rate limit. */
+export type AuthRefusal = { readonly kind: "auth"; readonly reason: RefusalReason | "permission_denied" } | { readonly kind: "rate-limit"; readonly limit: LimitName };
 
 /** Authentication's three parts, each installed where it runs. */
 export interface Authentication {
@@ -36,11 +44,14 @@ export interface Authentication {
  * Authentication and authorization on every protocol (SPEC section 5). A refused call is
  * logged here, without its credential, and never reaches the interceptors or the provider.
  */
-export function createAuthInterceptor({ verifiers, limiter, limits, logger }: AuthOptions): Authentication {
+export function createAuthInterceptor({ verifiers, limiter, limits, logger, adminServices = [], onRefusal }: AuthOptions): Authentication {
   const principals = new WeakMap<CallRecord, AuthPrincipal>();
+  const adminOnly = new Set(adminServices.map((service) => service.typeName));
 
   const refused = (call: CallRecord, error: unknown): never => {
     const refusal = ConnectError.from(error);
+    const reason = refusalReasonOf(refusal);
+    if (reason !== undefined) onRefusal?.({ kind: "auth", reason });
     logger.info({ procedure: call.procedure, protocol: call.protocol, principal: call.principal?.id, code: Code[refusal.code], error: refusal.rawMessage }, "call refused");
     throw refusal;
   };
@@ -50,7 +61,9 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
     const own = effectiveLimits(principal.limits, limits);
     if (own.requestsPerMinute === undefined && own.tokensPerMinute === undefined) return;
     return limiter.admit(principal.id, own).then((admission) => {
-      if (!admission.allowed) throw rateLimitedError(admission);
+      if (admission.allowed) return;
+      onRefusal?.({ kind: "rate-limit", limit: admission.limit });
+      throw rateLimitedError(admission);
     });
   };
 
@@ -64,6 +77,16 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
       return refused(call, error);
     }
     return admitted instanceof Promise ? admitted.catch((error: unknown) => refused(call, error)) : undefined;
+  };
+
+  /** Runs an authorization check, counting its PERMISSION_DENIED. */
+  const denying = (assertion: () => void): void => {
+    try {
+      assertion();
+    } catch (error) {
+      onRefusal?.({ kind: "auth", reason: "permission_denied" });
+      throw error;
+    }
   };
 
   const interceptor: Interceptor = (next) => async (req) => {
@@ -80,8 +103,12 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger }: Au
       };
       return next({ ...req, message: withFirst(req.message, failClosed) });
     }
+    if (adminOnly.has(call.method.parent.typeName)) {
+      denying(() => assertAdmin(principal));
+      return next(req);
+    }
     if (!callsProvider(call.method)) return next(req);
-    const check = (message: unknown) => assertProviderAllowed(principal, normalizeProviderName(String((message as { providerName?: unknown }).providerName ?? "")));
+    const check = (message: unknown) => denying(() => assertProviderAllowed(principal, normalizeProviderName(String((message as { providerName?: unknown }).providerName ?? ""))));
     if (!req.stream) {
       check(req.message);
       return next(req);

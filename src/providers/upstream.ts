@@ -50,9 +50,10 @@ export interface UpstreamClient {
    * outcome rejects with a ConnectError (see upstream-error.ts). `buffered` reads the answer
    * whole (unary calls); otherwise its body is a stream to relay as it arrives. A redirect is
    * never followed (no SSRF), and a 2xx body in a content coding is refused unread.
+   * `callHeaders` (the call's trace context) are sent too; the provider's own headers win.
    */
-  send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "buffered"): Promise<UpstreamResponse>;
-  send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "stream"): Promise<StreamedResponse>;
+  send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "buffered", callHeaders?: Record<string, string>): Promise<UpstreamResponse>;
+  send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "stream", callHeaders?: Record<string, string>): Promise<StreamedResponse>;
   close(): Promise<void>;
 }
 
@@ -86,8 +87,9 @@ export function createUpstreamClient(options: UpstreamOptions): UpstreamClient {
     return headers;
   }
 
-  async function send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "buffered" | "stream"): Promise<UpstreamResponse> {
-    const headers = staticHeaders.get(provider) ?? (await headersFor(provider));
+  async function send(provider: Provider, body: string | Uint8Array, budget: CallBudget, mode: "buffered" | "stream", callHeaders?: Record<string, string>): Promise<UpstreamResponse> {
+    const own = staticHeaders.get(provider) ?? (await headersFor(provider));
+    const headers = callHeaders === undefined ? own : { ...callHeaders, ...own };
     const target = pool(provider.origin);
     for (let attempt = 0; ; attempt++) {
       const canRetry = attempt < provider.retries;

@@ -42,17 +42,12 @@ export function createPassthroughRest(calls: PassthroughCalls): Pick<ServiceImpl
       exchange.respondRaw(spliceGatewayFields(opened.answer.text, opened.answer.body, call.journalKey), "application/json");
       return;
     }
-    const relay = new SseRelay(
-      opened.response.body,
-      opened.response.maxEventBytes,
-      (error) => {
-        const failure = budget.failure(error);
-        call.answered({ code: failure.code, status: 200, message: failure.rawMessage });
-        return sseErrorEvent(failure, call.journalKey);
-      },
-      (block) => call.relayed(block, block.byteLength),
-    );
-    await exchange.stream("text/event-stream", relay);
+    const broken = (failure: ConnectError) => {
+      call.answered({ code: failure.code, status: 200, message: failure.rawMessage });
+      return sseErrorEvent(failure, call.journalKey);
+    };
+    const relay = new SseRelay(opened.response.body, opened.response.maxEventBytes, (error) => broken(budget.failure(error)), (block) => call.relayed(block, block.byteLength));
+    await exchange.stream("text/event-stream", relay, broken);
   }
 }
 

@@ -22,13 +22,17 @@ interface Series {
 }
 
 /**
- * Records `passthrough_calls_total{protocol,provider,code}` and
- * `passthrough_call_duration_seconds{protocol,provider}` in `registry` from each
+ * Records `passthrough_calls_total{protocol,provider,code}`,
+ * `passthrough_call_duration_seconds{protocol,provider}` and, for calls that reached the
+ * provider, `passthrough_upstream_duration_seconds{provider,status}` in `registry` from each
  * PassthroughService call's record when it ends: every call on every protocol, those that failed
  * before any interceptor ran included. A stream is counted when its response ends. JournalService
  * calls are counted apart, in `passthrough_journal_reads_total{protocol,method,code}`, so that
  * reading the journal does not count as calling a provider; ListProviders calls in
- * `passthrough_provider_lists_total{protocol,code}`, for the same reason.
+ * `passthrough_provider_lists_total{protocol,code}`, for the same reason. The upstream duration
+ * is the record's `upstreamDurationMs` (to the response headers of a stream, to the end of a
+ * unary body, retries included); `status` is the provider's last HTTP status, or `error` when it
+ * gave none (refused, reset, timed out, cancelled).
  */
 export function createCallMetrics(registry: Registry, options: CallMetricsOptions = {}): CallEndListener {
   const calls = new Counter({
@@ -41,6 +45,13 @@ export function createCallMetrics(registry: Registry, options: CallMetricsOption
     name: "passthrough_call_duration_seconds",
     help: "Call duration in seconds, until the last message of a stream.",
     labelNames: ["protocol", "provider"],
+    buckets: CALL_DURATION_BUCKETS,
+    registers: [registry],
+  });
+  const upstreamDuration = new Histogram({
+    name: "passthrough_upstream_duration_seconds",
+    help: "How long the provider took to answer, retries included: to the response headers of a stream, to the end of a unary body.",
+    labelNames: ["provider", "status"],
     buckets: CALL_DURATION_BUCKETS,
     registers: [registry],
   });
@@ -83,5 +94,8 @@ export function createCallMetrics(registry: Registry, options: CallMetricsOption
     }
     bound.calls.inc();
     bound.duration.observe((call.durationMs ?? 0) / 1000);
+    if (call.upstreamDurationMs !== undefined) {
+      upstreamDuration.labels(provider, call.upstreamStatus === undefined ? "error" : String(call.upstreamStatus)).observe(call.upstreamDurationMs / 1000);
+    }
   };
 }

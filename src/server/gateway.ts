@@ -2,6 +2,7 @@ import type { AddressInfo } from "node:net";
 import { readFileSync } from "node:fs";
 import { setMaxListeners } from "node:events";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { TracerProvider } from "@opentelemetry/api";
 import { Gauge } from "prom-client";
 import { createEntry } from "../call/entry.js";
 import { createHeaderStage, type HeaderCheck } from "../call/header-stage.js";
@@ -10,6 +11,7 @@ import type { Config } from "../config/schema.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionV1alpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { AdminService } from "../gen/smarter/prompt/v1/admin_pb.js";
 import { JournalService } from "../gen/smarter/prompt/v1/journal_pb.js";
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
 import { createApiKeyVerifier } from "../auth/api-key-verifier.js";
@@ -31,19 +33,24 @@ import { createProviderRegistry } from "../providers/registry.js";
 import { createUpstreamClient } from "../providers/upstream.js";
 import { errorEnvelope, writeRestError } from "../rest/errors.js";
 import { createPassthroughRest } from "../rest/passthrough-rest.js";
+import { createAdminService } from "../service/admin-service.js";
 import { createJournalService } from "../service/journal-service.js";
 import { createPassthroughCalls } from "../service/passthrough-call.js";
 import { createPassthroughService } from "../service/passthrough-service.js";
 import { createProviderList } from "../service/provider-list.js";
+import { openTracing } from "../telemetry/open.js";
 import { createTranscoder } from "../transcoding/transcoder.js";
 import { createCallMetrics } from "./call-metrics.js";
 import { createConnectDoor } from "./connect-door.js";
 import { createCors } from "./cors.js";
+import { createDrain } from "./drain.js";
 import { createConnectUnaryDoor } from "./fast-paths/connect-unary.js";
 import { createGrpcUnaryDoor } from "./fast-paths/grpc-unary.js";
 import { createHealthService } from "./health.js";
 import { createListener, type NodeHandler } from "./listener.js";
 import { createMetricsHandler, createMetricsRegistry } from "./metrics.js";
+import { createReadiness, createReadinessHandler } from "./readiness.js";
+import { createRefusalMetrics } from "./refusal-metrics.js";
 import { setNoCacheHeaders } from "./no-cache.js";
 import { loadPlayground } from "./playground.js";
 import { createReflectionService, createReflectionV1alphaService } from "./reflection.js";
@@ -59,6 +66,8 @@ export interface GatewayOptions {
   journal?: boolean;
   /** Sinks besides the configured ones (tests' own). */
   signalSinks?: readonly SignalSink[];
+  /** Traces calls through this provider (tests' own, with an in-memory exporter) rather than as `telemetry` configures. */
+  tracerProvider?: TracerProvider;
   /** Told of the key created on the first start with an empty key store, to show it once. */
   onFirstKey?(key: Secret): void;
   /** The environment, for provider keys; read by the registry once, at start. */
@@ -82,24 +91,28 @@ export interface Gateway {
   /** Applies new logging settings (level, the logPrompt switch) while serving. */
   reconfigureLogging(settings: Config["logging"]): void;
   /**
-   * Graceful stop: readiness turns 503 at once; after `server.drainDelayMs` of serving on, new
-   * connections are refused and in-flight calls may finish until the deadline; then it closes.
+   * Graceful stop (src/server/drain.ts): readiness turns 503 at once; after `server.drainDelayMs`
+   * of serving on, new calls are refused and in-flight ones may finish until
+   * `server.shutdownTimeoutMs`; the rest are cancelled, then the journal, the sinks and the spans flushed.
    */
   close(): Promise<void>;
 }
 
 /** The composition root: builds every part from the configuration and serves them on one port. */
-export async function startGateway({ config, env, logger, calls: hooks = {}, authenticate = true, journal: journaling = true, signalSinks, onFirstKey }: GatewayOptions): Promise<Gateway> {
+export async function startGateway({ config, env, logger, calls: hooks = {}, authenticate = true, journal: journaling = true, signalSinks, tracerProvider, onFirstKey }: GatewayOptions): Promise<Gateway> {
   const providers = createProviderRegistry(config.providers, env, config.upstream);
   const store = await openStore(config.database.url, { schema: config.database.schema });
   const keyCache = createKeyCache({ store, ttlMs: config.auth.cacheTtlMs, onError: (error, what) => logger.warn({ err: error }, `${what} failed`) });
   const limiter = createRateLimiter({ redisUrl: config.limits.redisUrl, logger });
+  const metrics = createMetricsRegistry();
   const auth = authenticate
     ? createAuthInterceptor({
         verifiers: [createApiKeyVerifier({ cache: keyCache }), ...(config.auth.google ? [createGoogleIdTokenVerifier(config.auth.google)] : [])],
         limiter,
         limits: config.limits,
         logger,
+        onRefusal: createRefusalMetrics(metrics),
+        adminServices: [AdminService],
       })
     : undefined;
   const instance = config.server.instanceId;
@@ -107,11 +120,17 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const dispatcher = await openSignals(config.signals, { logger, logging }, signalSinks);
   const signals = createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` });
   const upstream = createUpstreamClient(config.upstream);
-  const calls = createPassthroughCalls({ providers, upstream, logger, logging });
+  const reconfigureLogging = (settings: Config["logging"], by?: string) => {
+    logger.level = settings.level;
+    logging.logPrompt = settings.logPrompt;
+    logger.info({ level: settings.level, logPrompt: settings.logPrompt, ...(by && { by }) }, "logging reconfigured");
+  };
+  const admin = createAdminService({ logging: () => ({ level: logger.level as Config["logging"]["level"], logPrompt: logging.logPrompt }), reconfigureLogging });
+  const tracing = await openTracing(config.telemetry, tracerProvider);
+  const calls = createPassthroughCalls({ providers, upstream, logger, logging, traceContext: tracing.calls });
   const providerList = createProviderList(providers);
   const service = { ...createPassthroughService(calls), ...providerList };
   const journalReads = createJournalService(store);
-  const metrics = createMetricsRegistry();
   // An info metric, as node_exporter's node_uname_info: joins any series to the instance that
   // reported it. The label is not `instance`, which Prometheus sets to the scraped address.
   new Gauge({ name: "passthrough_instance_info", help: "This instance's server.instanceId.", labelNames: ["instance_id"], registers: [metrics] }).set({ instance_id: instance }, 1);
@@ -134,17 +153,17 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   if (auth) tracker.onCallEnd(auth.onCallEnd);
   tracker.onUpstreamStart(signals.onUpstreamStart);
   tracker.onCallEnd(signals.onCallEnd);
+  if (tracing.calls) tracker.onCallEnd(tracing.calls.onCallEnd);
   for (const listener of hooks.onCallEnd ?? []) tracker.onCallEnd(listener);
   const headerStage = createHeaderStage([...(auth ? [auth.headerCheck] : []), ...(hooks.headerChecks ?? [])], (error, call) =>
     logger.error({ err: error, journalKey: call.journalKey }, "a header check failed"),
   );
   const interceptors = [createErrorBoundaryInterceptor(logger), ...(auth ? [auth.interceptor] : []), signals.interceptor, ...(hooks.interceptors ?? [])];
-  /** Aborted when close() begins (readiness, health) and when in-flight calls must end (calls). */
-  const draining = new AbortController();
-  const shutdown = new AbortController();
+  const drain = createDrain();
   // connect-node links each call's signal to it for the call's length: many calls at once are no leak.
-  setMaxListeners(0, shutdown.signal);
-  const served = [PassthroughService, JournalService, Health, ServerReflection, ServerReflectionV1alpha];
+  setMaxListeners(0, drain.cancelled);
+  const readiness = createReadiness({ store, sinks: () => dispatcher.stats(), journal: journal && (() => journal.writer.stats()), draining: drain.draining });
+  const served = [PassthroughService, JournalService, AdminService, Health, ServerReflection, ServerReflectionV1alpha];
   // The fast paths serve Passthrough only; JournalService goes through connect-node and the transcoder.
   const passthrough = [{ service: PassthroughService, impl: service }];
   const readMaxBytes = config.server.maxBodyBytes;
@@ -153,54 +172,52 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     services: [
       { service: PassthroughService, impl: { ...createPassthroughRest(calls), ...providerList } },
       { service: JournalService, impl: journalReads },
+      { service: AdminService, impl: admin },
     ],
     interceptors,
     maxBodyBytes: readMaxBytes,
     writeError: writeRestError,
-    shutdownSignal: shutdown.signal,
+    shutdownSignal: drain.cancelled,
     // A journal page with no entries is `"entries": []`, an OK entry has `"grpcCode": 0`.
     emitDefaults: true,
     rejectUnknownQueryParameters: config.transcoding.rejectUnknownQueryParameters,
   });
-  const fastPathOptions = { services: passthrough, interceptors, readMaxBytes, shutdownSignal: shutdown.signal };
+  const fastPathOptions = { services: passthrough, interceptors, readMaxBytes, shutdownSignal: drain.cancelled };
   const fastPaths = config.server.fastPaths ? [createGrpcUnaryDoor(fastPathOptions), createConnectUnaryDoor(fastPathOptions)] : [];
   const rpc = createConnectDoor({
     routes: (router) =>
       router
         .service(PassthroughService, service)
         .service(JournalService, journalReads)
-        .service(Health, createHealthService({ services: [PassthroughService, JournalService], draining: draining.signal }))
+        .service(AdminService, admin)
+        .service(Health, createHealthService({ services: [PassthroughService, JournalService, AdminService], draining: drain.draining, ready: readiness.ready }))
         .service(ServerReflection, createReflectionService(served))
         .service(ServerReflectionV1alpha, createReflectionV1alphaService(served)),
     interceptors,
     readMaxBytes,
-    shutdownSignal: shutdown.signal,
+    shutdownSignal: drain.cancelled,
     onError: (error, procedure) => logger.error({ err: error, procedure }, "a handler failed outside its call"),
   });
-  const entry = createEntry({ doors: [transcoder, ...fastPaths, rpc], tracker, headerStage, services: new Set([PassthroughService, JournalService]) });
+  const entry = createEntry({ doors: [transcoder, ...fastPaths, rpc], tracker, headerStage, services: new Set([PassthroughService, JournalService, AdminService]) });
 
   const cors = createCors(config.auth.cors);
   const playground = config.server.playground ? loadPlayground() : undefined;
   if (config.server.playground && playground === undefined) logger.warn("the playground is not built (npm run build): / is a 404");
-  let inFlight = 0;
-  let idle: (() => void) | undefined;
   const serveMetrics = createMetricsHandler(metrics);
+  const serveReadiness = createReadinessHandler(readiness);
   const handler: NodeHandler = (req, res) => {
     setNoCacheHeaders(res);
-    inFlight++;
-    res.once("close", () => {
-      if (--inFlight === 0) idle?.();
-    });
+    drain.track(res);
     const path = req.url ?? "/";
-    if (path === "/healthz" || path === "/readyz") {
-      const ok = path === "/healthz" || !draining.signal.aborted;
-      res.writeHead(ok ? 200 : 503, { "content-type": "application/json" });
-      res.end(ok ? '{"status":"ok"}' : '{"status":"shutting down"}');
+    if (path === "/healthz") {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end('{"status":"ok"}');
       return;
     }
+    if (path === "/readyz") return serveReadiness(req, res);
     if (path === "/metrics") return serveMetrics(req, res);
     if (playground?.handle(req, res)) return;
-    if (cors.handle(req, res)) return;
+    if (cors.handle(req, res) || drain.refuse(req, res)) return;
     if (!entry(req, res)) notFound(req, res);
   };
 
@@ -222,27 +239,11 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   return {
     url,
     address,
-    reconfigureLogging(settings) {
-      logger.level = settings.level;
-      logging.logPrompt = settings.logPrompt;
-      logger.info({ level: settings.level, logPrompt: settings.logPrompt }, "logging reconfigured");
-    },
+    reconfigureLogging,
     async close() {
-      draining.abort();
-      if (config.server.drainDelayMs > 0) {
-        logger.info({ drainDelayMs: config.server.drainDelayMs }, "draining: not ready, still serving");
-        await new Promise((resolve) => setTimeout(resolve, config.server.drainDelayMs));
-      }
-      listener.stopAccepting();
-      if (inFlight > 0) {
-        const drained = new Promise<void>((resolve) => (idle = resolve));
-        const deadline = new Promise<void>((resolve) => setTimeout(resolve, config.server.shutdownTimeoutMs).unref());
-        await Promise.race([drained, deadline]);
-      }
-      shutdown.abort();
-      listener.destroyConnections();
+      await drain.run(listener, config.server.shutdownTimeoutMs, config.server.drainDelayMs);
       await upstream.close();
-      await Promise.all([journal?.close(JOURNAL_FLUSH_TIMEOUT_MS), dispatcher.close(config.signals.flushTimeoutMs)]);
+      await Promise.all([journal?.close(JOURNAL_FLUSH_TIMEOUT_MS), dispatcher.close(config.signals.flushTimeoutMs), tracing.close()]);
       await keyCache.close();
       await limiter.close();
       await store.close();

@@ -6,6 +6,7 @@ import type { Provider } from "../providers/provider.js";
 import type { ProviderRegistry } from "../providers/registry.js";
 import type { CallBudget, StreamedResponse, UpstreamClient, UpstreamResponse } from "../providers/upstream.js";
 import { UpstreamError } from "../providers/upstream-error.js";
+import { relayTraceContext, type UpstreamTraceContext } from "../telemetry/trace-context.js";
 import { parseAnswer } from "./answer.js";
 
 /** A call under way: its record, provider, body and budget (dispose it when the call is over). */
@@ -43,10 +44,12 @@ export interface PassthroughCallsOptions {
   logger: Logger;
   /** The seed's `should_log` switch, read on every call so it can be flipped while serving. */
   logging: { logPrompt: boolean };
+  /** The trace context the provider's request carries. Default: the caller's, relayed unchanged. */
+  traceContext?: UpstreamTraceContext;
 }
 
 /** The steps every Passthrough call takes, whatever protocol it came on. */
-export function createPassthroughCalls({ providers, upstream, logger, logging }: PassthroughCallsOptions): PassthroughCalls {
+export function createPassthroughCalls({ providers, upstream, logger, logging, traceContext = relayTraceContext }: PassthroughCallsOptions): PassthroughCalls {
   return {
     start(request, context, bytes) {
       const call = callRecordOf(context);
@@ -64,29 +67,33 @@ export function createPassthroughCalls({ providers, upstream, logger, logging }:
     async complete(started, payload) {
       const { call, provider, budget } = started;
       call.startingUpstream();
-      const response = await recordingStatus(call, upstream.send(provider, payload, budget, "buffered"));
+      const headers = traceContext.upstreamHeaders(call, provider);
+      const response = await recordingStatus(call, () => upstream.send(provider, payload, budget, "buffered", headers));
       return recordAnswer(started, await readBody(response, started.budget));
     },
 
     async openStream(started, payload) {
       const { call, provider, budget } = started;
       call.startingUpstream();
-      const response = await recordingStatus(call, upstream.send(provider, payload, budget, "stream"));
+      const headers = traceContext.upstreamHeaders(call, provider);
+      const response = await recordingStatus(call, () => upstream.send(provider, payload, budget, "stream", headers));
       if (isEventStream(response)) return { kind: "stream", response };
       return { kind: "whole", answer: recordAnswer(started, await readBody(response, started.budget)) };
     },
   };
 }
 
-/** The provider's answer to `sending`, its status recorded, also when it was an error. */
-async function recordingStatus<T extends UpstreamResponse>(call: CallRecord, sending: Promise<T>): Promise<T> {
+/** The provider's answer to `send`, its status and when it came recorded, also when it was an error. */
+async function recordingStatus<T extends UpstreamResponse>(call: CallRecord, send: () => Promise<T>): Promise<T> {
   try {
-    const response = await sending;
+    const response = await send();
     call.upstreamStatus = response.status;
     return response;
   } catch (error) {
     if (error instanceof ConnectError && error.cause instanceof UpstreamError) call.upstreamStatus = error.cause.upstreamStatus;
     throw error;
+  } finally {
+    call.upstreamAnswered();
   }
 }
 

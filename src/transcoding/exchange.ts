@@ -32,17 +32,17 @@ export class NodeHttpExchange implements HttpExchange {
     this.raw = { body, contentType };
   }
 
-  stream(contentType: string, chunks: AsyncIterable<Uint8Array | string>): Promise<void> {
+  stream(contentType: string, chunks: AsyncIterable<Uint8Array | string>, onAbort?: (reason: ConnectError) => Uint8Array | string): Promise<void> {
     if (this.streaming !== undefined || this.raw !== undefined || !canRespond(this.res)) {
       return Promise.reject(new ConnectError("the response was already taken over", Code.Internal));
     }
-    this.streaming = this.writeStream(contentType, chunks);
+    this.streaming = this.writeStream(contentType, chunks, onAbort);
     // The transcoder awaits it too; a handler that doesn't must not cause an unhandled rejection.
     this.streaming.catch(() => {});
     return this.streaming;
   }
 
-  private async writeStream(contentType: string, chunks: AsyncIterable<Uint8Array | string>): Promise<void> {
+  private async writeStream(contentType: string, chunks: AsyncIterable<Uint8Array | string>, onAbort?: (reason: ConnectError) => Uint8Array | string): Promise<void> {
     const { res } = this;
     const gone = abortable(this.signal);
     setResponseHeaders(res, this.responseHeader);
@@ -66,7 +66,9 @@ export class NodeHttpExchange implements HttpExchange {
     } catch (e) {
       if (this.signal.aborted) {
         iterator.return?.().catch(() => {});
-        throw ConnectError.from(this.signal.reason, Code.Canceled);
+        const reason = ConnectError.from(this.signal.reason, Code.Canceled);
+        if (onAbort !== undefined && !res.destroyed && !res.writableEnded) res.end(onAbort(reason));
+        throw reason;
       }
       res.end();
       throw e;

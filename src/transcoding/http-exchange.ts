@@ -1,4 +1,4 @@
-import { createContextKey, type ContextKey } from "@connectrpc/connect";
+import { createContextKey, type ConnectError, type ContextKey } from "@connectrpc/connect";
 
 /**
  * Present in HandlerContext.values when a call arrived on a REST binding. Like
@@ -22,9 +22,11 @@ export interface HttpExchange {
    * response. Resolves when the last chunk is written; rejects with CANCELED if the caller goes
    * away (or with the reason of the deadline or shutdown that aborts the call), and then stops
    * iterating `chunks`, calling its return(). If `chunks` throws after headers were sent, the
-   * response is ended and the promise rejects with that error.
+   * response is ended and the promise rejects with that error. When the call is aborted while
+   * the caller is still there (the shutdown deadline passed), `onAbort` gives the last bytes
+   * the response ends with (an SSE error event), so that the caller can tell the stream was cut.
    */
-  stream(contentType: string, chunks: AsyncIterable<Uint8Array | string>): Promise<void>;
+  stream(contentType: string, chunks: AsyncIterable<Uint8Array | string>, onAbort?: (reason: ConnectError) => Uint8Array | string): Promise<void>;
 }
 
 /** The context key under which the REST transcoder puts the call's HttpExchange. */

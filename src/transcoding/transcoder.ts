@@ -187,6 +187,7 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
       protocol: "rest",
       door: "rest",
       method: route.target.spec.method,
+      route: `${route.httpMethod} ${route.template.source}`,
       serve(record, refusal) {
         serve(route, values, req, res, path, q < 0 ? "" : url.slice(q + 1), record, refusal).catch(() => {
           // Only a failure to write the response gets here; nothing more can be told to the caller.

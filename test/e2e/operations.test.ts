@@ -5,12 +5,9 @@ import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { http } from "../../src/gen/google/api/annotations_pb.js";
 import {
-  HealthCheckRequestSchema,
   HealthCheckResponse_ServingStatus as ServingStatus,
-  HealthCheckResponseSchema,
   HealthListRequestSchema,
   HealthListResponseSchema,
-  type HealthCheckResponse,
   type HealthListResponse,
 } from "../../src/gen/grpc/health/v1/health_pb.js";
 import {
@@ -20,13 +17,15 @@ import {
   type ServerReflectionRequest,
   type ServerReflectionResponse,
 } from "../../src/gen/grpc/reflection/v1/reflection_pb.js";
-import { callStream, codeName, createProtocolClient } from "../support/clients.js";
+import { callStream, createProtocolClient } from "../support/clients.js";
+import { check, codec, grpcClient, watch } from "../support/health-clients.js";
 import { startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
 import { NO_CACHE } from "../support/no-cache.js";
 
 const SERVICE = "smarter.prompt.v1.PassthroughService";
 const JOURNAL_SERVICE = "smarter.prompt.v1.JournalService";
+const ADMIN_SERVICE = "smarter.prompt.v1.AdminService";
 
 let provider: FakeProvider;
 beforeAll(async () => {
@@ -36,61 +35,6 @@ afterAll(() => provider?.close());
 
 const startGateway = (server: { shutdownTimeoutMs?: number; drainDelayMs?: number } = {}) =>
   startTestGateway({ server, providers: [{ name: "local", baseUrl: provider.url, apiKeyEnv: "LOCAL_KEY", retries: 0 }] }, { LOCAL_KEY: "sk-test" });
-
-/** protobuf-es (de)serializers for a grpc-js call. */
-function codec<S extends DescMessage>(schema: S) {
-  return {
-    serialize: (message: MessageShape<S>) => Buffer.from(toBinary(schema, message)),
-    deserialize: (bytes: Buffer) => fromBinary(schema, bytes),
-  };
-}
-
-function grpcClient(url: string): grpc.Client {
-  return new grpc.Client(new URL(url).host, grpc.credentials.createInsecure());
-}
-
-const healthRequest = codec(HealthCheckRequestSchema);
-const healthResponse = codec(HealthCheckResponseSchema);
-
-function check(client: grpc.Client, service: string): Promise<{ status?: ServingStatus; code?: string }> {
-  return new Promise((resolve) => {
-    client.makeUnaryRequest(
-      "/grpc.health.v1.Health/Check",
-      healthRequest.serialize,
-      healthResponse.deserialize,
-      create(HealthCheckRequestSchema, { service }),
-      new grpc.Metadata(),
-      { deadline: Date.now() + 5000 },
-      (error: grpc.ServiceError | null, response?: HealthCheckResponse) =>
-        resolve(error ? { code: codeName(error.code) } : { status: response?.status }),
-    );
-  });
-}
-
-function watch(client: grpc.Client, service: string) {
-  const call = client.makeServerStreamRequest(
-    "/grpc.health.v1.Health/Watch",
-    healthRequest.serialize,
-    healthResponse.deserialize,
-    create(HealthCheckRequestSchema, { service }),
-  );
-  const statuses: ServingStatus[] = [];
-  let notify = () => {};
-  call.on("data", (response: HealthCheckResponse) => {
-    statuses.push(response.status);
-    notify();
-  });
-  const ended = new Promise<string>((resolve) => {
-    call.on("error", (error: grpc.ServiceError) => resolve(codeName(error.code)));
-    call.on("end", () => resolve("ok"));
-  });
-  const received = (count: number) =>
-    new Promise<void>((resolve) => {
-      notify = () => statuses.length >= count && resolve();
-      notify();
-    });
-  return { call, statuses, ended, received };
-}
 
 /** Sends each request on one ServerReflectionInfo stream, then half-closes; resolves with every response. */
 function reflect(client: grpc.Client, requests: ServerReflectionRequest[], version: "v1" | "v1alpha" = "v1"): Promise<ServerReflectionResponse[]> {
@@ -122,7 +66,7 @@ describe("gRPC health and reflection", () => {
     await gateway?.close();
   });
 
-  it.each(["", SERVICE, JOURNAL_SERVICE])("Check(%j) is SERVING while the gateway is ready", async (service) => {
+  it.each(["", SERVICE, JOURNAL_SERVICE, ADMIN_SERVICE])("Check(%j) is SERVING while the gateway is ready", async (service) => {
     expect(await check(client, service)).toEqual({ status: ServingStatus.SERVING });
   });
 
@@ -138,6 +82,7 @@ describe("gRPC health and reflection", () => {
       "": ServingStatus.SERVING,
       [SERVICE]: ServingStatus.SERVING,
       [JOURNAL_SERVICE]: ServingStatus.SERVING,
+      [ADMIN_SERVICE]: ServingStatus.SERVING,
     });
   });
 
@@ -160,7 +105,7 @@ describe("gRPC health and reflection", () => {
       expect(answer.messageResponse.case).toBe("listServicesResponse");
       const names = answer.messageResponse.case === "listServicesResponse" ? answer.messageResponse.value.service.map((s) => s.name) : [];
       expect(names).toEqual(
-        expect.arrayContaining([SERVICE, JOURNAL_SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]),
+        expect.arrayContaining([SERVICE, JOURNAL_SERVICE, ADMIN_SERVICE, "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection"]),
       );
     }
   });

@@ -20,6 +20,8 @@ export interface TestGatewayOptions {
   authenticate?: boolean;
   /** Sinks of the test's own, besides the configured ones (none unless the config names some). */
   signalSinks?: GatewayOptions["signalSinks"];
+  /** Traces through this provider (the test's, with an in-memory exporter). */
+  tracerProvider?: GatewayOptions["tracerProvider"];
 }
 
 /**
@@ -31,7 +33,7 @@ export async function startTestGateway(
   config: ConfigInput,
   env: NodeJS.ProcessEnv = {},
   calls?: GatewayOptions["calls"],
-  { authenticate = false, signalSinks }: TestGatewayOptions = {},
+  { authenticate = false, signalSinks, tracerProvider }: TestGatewayOptions = {},
 ): Promise<TestGateway> {
   const logs: string[] = [];
   const destination = new Writable({
@@ -52,6 +54,6 @@ export async function startTestGateway(
   });
   const logger = createLogger({ level: config.logging?.level ?? "info", destination });
   let firstKey: string | undefined;
-  const gateway = await startGateway({ config: parsed, env, logger, calls, authenticate, signalSinks, onFirstKey: (key: Secret) => (firstKey = key.reveal()) });
+  const gateway = await startGateway({ config: parsed, env, logger, calls, authenticate, signalSinks, tracerProvider, onFirstKey: (key: Secret) => (firstKey = key.reveal()) });
   return Object.assign(gateway, { logs, firstKey });
 }

@@ -12,6 +12,8 @@ const bin = join(import.meta.dirname, "../../../bin/passthrough.js");
 /** `passthrough serve` in a child process of its own, so that its memory can be measured alone. */
 export interface ChildGateway {
   readonly url: string;
+  /** Its working directory: its SQLite store is `passthrough.db` there, its journal spool under `data/`. */
+  readonly dir: string;
   /** Headers that authenticate a call, with the key its store was given before it started. */
   readonly headers: { authorization: string };
   readonly pid: number;
@@ -26,8 +28,8 @@ export interface ChildGateway {
   resetPeak(): void;
   /** True while the process runs. */
   alive(): boolean;
-  /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code (null when killed). */
-  stop(graceMs?: number): Promise<number | null>;
+  /** SIGTERM (or `signal`), then SIGKILL after `graceMs`; resolves with the exit code (null when killed). */
+  stop(graceMs?: number, signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 /**
@@ -90,6 +92,7 @@ export async function spawnGateway(config: ConfigInput, env: NodeJS.ProcessEnv =
   };
   return {
     url,
+    dir,
     headers: { authorization: `Bearer ${apiKey.key.reveal()}` },
     pid: child.pid!,
     stdout,
@@ -98,9 +101,9 @@ export async function spawnGateway(config: ConfigInput, env: NodeJS.ProcessEnv =
     peakRssBytes: () => status("VmHWM"),
     resetPeak: () => writeFileSync(`/proc/${child.pid}/clear_refs`, "5"),
     alive: () => running,
-    async stop(graceMs = 5000) {
+    async stop(graceMs = 5000, signal: NodeJS.Signals = "SIGTERM") {
       if (!running) return exited;
-      child.kill("SIGTERM");
+      child.kill(signal);
       const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
       const code = await exited;
       clearTimeout(timer);

@@ -1,0 +1,70 @@
+import { createServer, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { describe, expect, it } from "vitest";
+import { parseConfig } from "../../src/config/load.js";
+import { openTracing, tracesUrl } from "../../src/telemetry/open.js";
+import { startFakeProvider } from "../support/fake-provider.js";
+import { startTestGateway } from "../support/gateway.js";
+
+describe("telemetry.otlpEndpoint", () => {
+  it.each([
+    ["http://127.0.0.1:4318", "http://127.0.0.1:4318/v1/traces"],
+    ["http://collector:4318/", "http://collector:4318/v1/traces"],
+    ["https://otel.example.com/otlp", "https://otel.example.com/otlp/v1/traces"],
+    ["http://127.0.0.1:4318/v1/traces", "http://127.0.0.1:4318/v1/traces"],
+  ])("%s exports to %s", (endpoint, url) => {
+    expect(tracesUrl(endpoint)).toBe(url);
+  });
+
+  it("is validated: a URL, and no other key in telemetry", () => {
+    expect(() => parseConfig({ telemetry: { otlpEndpoint: "collector:4318" } })).toThrow(/telemetry\.otlpEndpoint/);
+    expect(() => parseConfig({ telemetry: { otlpHeaders: {} } })).toThrow(/telemetry/);
+    expect(parseConfig({}).telemetry).toEqual({});
+  });
+
+  it("absent, tracing is off: no span is made", async () => {
+    const tracing = await openTracing(parseConfig({}).telemetry);
+    expect(tracing.calls).toBeUndefined();
+    await tracing.close();
+  });
+
+  it("set, the spans of each call are exported over OTLP/HTTP, at the latest when the gateway stops", async () => {
+    const exports: Array<{ path: string; contentType: string; body: string }> = [];
+    const collector = createServer((req: IncomingMessage, res) => {
+      const chunks: Buffer[] = [];
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.on("end", () => {
+        exports.push({ path: req.url ?? "", contentType: String(req.headers["content-type"]), body: Buffer.concat(chunks).toString("utf8") });
+        res.writeHead(200, { "content-type": "application/json" }).end("{}");
+      });
+    });
+    await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
+    const provider = await startFakeProvider();
+    const gateway = await startTestGateway({
+      providers: [{ name: "local", baseUrl: provider.url, retries: 0 }],
+      telemetry: { otlpEndpoint: `http://127.0.0.1:${(collector.address() as AddressInfo).port}` },
+    });
+    let closed = false;
+    try {
+      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+      const response = await fetch(`${gateway.url}/api/v1/prompts/passthrough/local/`, {
+        method: "POST",
+        headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+        body: "{}",
+      });
+      expect(response.status).toBe(200);
+      closed = true;
+      await gateway.close();
+      const sent = exports.map((e) => e.body).join("\n");
+      expect(exports.every((e) => e.path === "/v1/traces" && e.contentType.startsWith("application/json"))).toBe(true);
+      expect(sent).toContain("POST /api/v1/prompts/passthrough/{provider_name}/");
+      expect(sent).toContain("POST /v1/chat/completions");
+      expect(sent).toContain(traceId);
+      expect(sent).toContain(response.headers.get("x-journal-key"));
+    } finally {
+      if (!closed) await gateway.close();
+      await provider.close();
+      await new Promise((resolve) => collector.close(resolve));
+    }
+  });
+});
