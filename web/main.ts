@@ -1,8 +1,10 @@
-import { toJsonString, type JsonObject } from "@bufbuild/protobuf";
+import type { JsonObject } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { JournalEntrySchema, type JournalEntry } from "../src/gen/smarter/prompt/v1/journal_pb.js";
 import { answerText, chunkText } from "./answer.js";
-import { codeName, connectGateway, describeFailure, type CallFailure } from "./rpc.js";
+import { ui } from "./elements.js";
+import { formatMs } from "./format.js";
+import { describeEntry, readJournalEntry } from "./journal.js";
+import { connectGateway, describeFailure, type CallFailure } from "./rpc.js";
 import { starterBody } from "./starter.js";
 
 /**
@@ -12,43 +14,6 @@ import { starterBody } from "./starter.js";
  */
 
 const STORAGE = { key: "passthrough.playground.apiKey", provider: "passthrough.playground.provider", body: "passthrough.playground.body" };
-/** How long the journal read waits for the writer, which stores entries shortly after a call ends. */
-const JOURNAL_WAIT_MS = 4000;
-
-const byId = <T extends HTMLElement>(id: string): T => {
-  const element = document.getElementById(id);
-  if (element === null) throw new Error(`the page has no #${id}`);
-  return element as T;
-};
-const ui = {
-  gatewayUrl: byId("gateway-url"),
-  apiKey: byId<HTMLInputElement>("api-key"),
-  toggleKey: byId<HTMLButtonElement>("toggle-key"),
-  provider: byId<HTMLSelectElement>("provider"),
-  providersState: byId("providers-state"),
-  streamMode: byId<HTMLInputElement>("mode-stream"),
-  body: byId<HTMLTextAreaElement>("body"),
-  bodyState: byId("body-state"),
-  formatBody: byId<HTMLButtonElement>("format-body"),
-  resetBody: byId<HTMLButtonElement>("reset-body"),
-  send: byId<HTMLButtonElement>("send"),
-  stop: byId<HTMLButtonElement>("stop"),
-  status: byId("status"),
-  code: byId("code"),
-  firstChunk: byId("first-chunk"),
-  total: byId("total"),
-  chunkCount: byId("chunk-count"),
-  error: byId("error"),
-  errorCode: byId("error-code"),
-  errorMessage: byId("error-message"),
-  journalKey: byId("journal-key"),
-  copyKey: byId<HTMLButtonElement>("copy-key"),
-  readJournal: byId<HTMLButtonElement>("read-journal"),
-  output: byId("output"),
-  raw: byId("raw"),
-  journalEntry: byId("journal-entry"),
-  tabs: { answer: byId("tab-answer"), raw: byId("tab-raw"), journal: byId("tab-journal") },
-};
 
 const gateway = connectGateway(window.location, () => ui.apiKey.value.trim());
 ui.gatewayUrl.textContent = gateway.baseUrl;
@@ -288,26 +253,17 @@ function flash(button: HTMLButtonElement, text: string): void {
 
 ui.readJournal.addEventListener("click", () => void readJournal());
 
-/** Reads the entry through JournalService, waiting briefly for the writer, which stores it just after the call. */
+/** Shows the entry of the last call's journal key, read back through JournalService. */
 async function readJournal(): Promise<void> {
   const key = journalKey;
   showTab("journal");
   ui.journalEntry.textContent = "Reading the journal…";
   ui.readJournal.disabled = true;
-  const deadline = performance.now() + JOURNAL_WAIT_MS;
   try {
-    for (;;) {
-      try {
-        const entry = await gateway.journal.getJournalEntry({ journalKey: key });
-        if (key === journalKey) ui.journalEntry.textContent = describeEntry(entry);
-        return;
-      } catch (error) {
-        const failure = ConnectError.from(error);
-        if (failure.code !== Code.NotFound || performance.now() > deadline) throw error;
-        ui.journalEntry.textContent = "Waiting for the journal writer…";
-        await new Promise((resolve) => setTimeout(resolve, 200));
-      }
-    }
+    const entry = await readJournalEntry(gateway, key, () => {
+      if (key === journalKey) ui.journalEntry.textContent = "Waiting for the journal writer…";
+    });
+    if (key === journalKey) ui.journalEntry.textContent = describeEntry(entry);
   } catch (error) {
     const failure = describeFailure(error, gateway.baseUrl);
     const hint = failure.code === Code.NotFound ? "\n\nCalls refused before they started (a bad key, a rate limit) are not journaled." : "";
@@ -315,12 +271,6 @@ async function readJournal(): Promise<void> {
   } finally {
     ui.readJournal.disabled = journalKey === "";
   }
-}
-
-function describeEntry(entry: JournalEntry): string {
-  const usage = entry.usage?.totalTokens === undefined ? "" : ` · ${entry.usage.totalTokens} tokens`;
-  const head = `${entry.providerName || "(no provider)"} over ${entry.protocol} · HTTP ${entry.httpStatus} · ${codeName(entry.grpcCode)} · ${formatMs(entry.durationMs)}${usage}`;
-  return `${head}\n\n${toJsonString(JournalEntrySchema, entry, { prettySpaces: 2 })}`;
 }
 
 // ---- views ----
@@ -334,10 +284,6 @@ function showTab(shown: View): void {
     ui.tabs[name].setAttribute("aria-selected", String(name === shown));
     views[name].hidden = name !== shown;
   }
-}
-
-function formatMs(ms: number): string {
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
 }
 
 bodyChanged();

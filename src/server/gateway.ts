@@ -52,7 +52,7 @@ import { createMetricsHandler, createMetricsRegistry } from "./metrics.js";
 import { createReadiness, createReadinessHandler } from "./readiness.js";
 import { createRefusalMetrics } from "./refusal-metrics.js";
 import { setNoCacheHeaders } from "./no-cache.js";
-import { loadPlayground } from "./playground.js";
+import { loadPlayground, PLAYGROUND_ROOT } from "./playground.js";
 import { createReflectionService, createReflectionV1alphaService } from "./reflection.js";
 
 export interface GatewayOptions {
@@ -202,7 +202,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
 
   const cors = createCors(config.auth.cors);
   const playground = config.server.playground ? loadPlayground() : undefined;
-  if (config.server.playground && playground === undefined) logger.warn("the playground is not built (npm run build): / is a 404");
+  if (config.server.playground && playground === undefined) logger.warn({ root: PLAYGROUND_ROOT }, "the playground is not built (npm run build), or could not be read: / is a 404");
   const serveMetrics = createMetricsHandler(metrics);
   const serveReadiness = createReadinessHandler(readiness);
   const handler: NodeHandler = (req, res) => {

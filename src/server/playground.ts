@@ -34,16 +34,14 @@ export interface Playground {
 /**
  * The browser playground: the built files read into memory once, each served at its exact path
  * (`/` is `index.html`), so only known files are ever served and no request path reaches the
- * file system. Undefined when the page was not built.
+ * file system. Undefined when the page was not built, or could not be read (a build under way):
+ * the page is an extra, and never keeps the gateway from serving calls.
  */
 export function loadPlayground(root: string = PLAYGROUND_ROOT): Playground | undefined {
-  if (!existsSync(join(root, "index.html"))) return undefined;
-  const files = new Map<string, StaticFile>();
-  for (const path of listFiles(root)) {
-    const type = CONTENT_TYPES[extname(path)];
-    if (type !== undefined) files.set(`/${relative(root, path).split(sep).join("/")}`, { body: readFileSync(path), type });
-  }
-  files.set("/", files.get("/index.html")!);
+  const files = readFiles(root);
+  const index = files?.get("/index.html");
+  if (files === undefined || index === undefined) return undefined;
+  files.set("/", index);
   return {
     handle(req, res) {
       if (req.method !== "GET" && req.method !== "HEAD") return false;
@@ -61,6 +59,20 @@ export function loadPlayground(root: string = PLAYGROUND_ROOT): Playground | und
       return true;
     },
   };
+}
+
+function readFiles(root: string): Map<string, StaticFile> | undefined {
+  if (!existsSync(join(root, "index.html"))) return undefined;
+  const files = new Map<string, StaticFile>();
+  try {
+    for (const path of listFiles(root)) {
+      const type = CONTENT_TYPES[extname(path)];
+      if (type !== undefined) files.set(`/${relative(root, path).split(sep).join("/")}`, { body: readFileSync(path), type });
+    }
+  } catch {
+    return undefined;
+  }
+  return files;
 }
 
 function listFiles(folder: string): string[] {
