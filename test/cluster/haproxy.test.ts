@@ -89,6 +89,26 @@ async function delivered(calls: readonly CallResult[], awaited: readonly CallRes
 const signalsOf = (events: readonly SignalEvent[] | undefined) => (events ?? []).map((event) => event.signal);
 
 describe("two instances behind HAProxy, on PostgreSQL, Redis and NATS", () => {
+  it("answers HTTP/1.1 callers without holding the answer (option http-no-delay; ~200 ms each without)", async () => {
+    const { key } = await cluster.createKey();
+    const timed = async (url: string) => {
+      const startedAt = performance.now();
+      const response = await fetch(`${url}/api/v1/prompts/passthrough/local/`, { method: "POST", headers: { authorization: `Bearer ${key}` }, body: "{}" });
+      await response.arrayBuffer();
+      expect(response.status).toBe(200);
+      return performance.now() - startedAt;
+    };
+    const through: number[] = [];
+    const direct: number[] = [];
+    // Interleaved, so that the machine's other load weighs on both alike.
+    for (let i = 0; i < 9; i++) {
+      through.push(await timed(cluster.haproxy.url));
+      direct.push(await timed(`http://127.0.0.1:${cluster.instances[i % 2].port}`));
+    }
+    const median = (list: number[]) => list.sort((a, b) => a - b)[list.length >> 1];
+    expect(median(through) - median(direct)).toBeLessThan(100);
+  });
+
   it("loses only the calls in flight when an instance is killed (SIGKILL) under load and restarted, each with an error that says it went away; what was answered is journaled and signalled once", async () => {
     const load = await loadThroughHaproxy();
     const providerRequests = cluster.provider.requests.length;
