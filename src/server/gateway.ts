@@ -241,6 +241,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     address,
     reconfigureLogging,
     async close() {
+      if (config.server.drainDelayMs > 0) logger.info({ drainDelayMs: config.server.drainDelayMs }, "draining: not ready, still serving");
       await drain.run(listener, config.server.shutdownTimeoutMs, config.server.drainDelayMs);
       await upstream.close();
       await Promise.all([journal?.close(JOURNAL_FLUSH_TIMEOUT_MS), dispatcher.close(config.signals.flushTimeoutMs), tracing.close()]);
