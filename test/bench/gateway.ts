@@ -113,6 +113,20 @@ export async function startGateway(options: GatewayOptions): Promise<GatewayHand
 }
 
 /**
+ * Starts another instance of the shipped gateway beside `startGateway`'s: the same config, folder,
+ * SQLite store and key, on a port of its own (so its instanceId, `<hostname>-<port>`, differs).
+ */
+export async function startSecondInstance(options: Pick<GatewayOptions, "root" | "workDir" | "startTimeoutMs">, first: GatewayHandle): Promise<GatewayHandle> {
+  const cli = path.join(options.root, "bin/passthrough.js");
+  const port = await freePort();
+  const dir = path.join(options.workDir, "second");
+  mkdirSync(dir, { recursive: true });
+  // Its own log file, but the first instance's folder, so the relative ./data paths are shared.
+  const child = await spawnHealthy([cli, "serve", "--config", path.join(options.workDir, "passthrough.yaml"), "--port", String(port)], port, dir, options.startTimeoutMs, options.workDir);
+  return { child, port, authorization: first.authorization, notes: [] };
+}
+
+/**
  * Starts the same built gateway with authentication, the journal and every signal sink off
  * (gateway-off.mjs, in its own subfolder of the work dir, so with its own SQLite store); called
  * without an authorization header.
@@ -128,11 +142,11 @@ export async function startGatewayOff(options: GatewayOptions): Promise<GatewayH
   return { child, port, notes: [] };
 }
 
-/** Spawns `node args` in `dir`, logging to dir/gateway.log, and waits for GET /healthz on `port`. */
-async function spawnHealthy(args: string[], port: number, dir: string, startTimeoutMs: number): Promise<ChildProcess> {
+/** Spawns `node args` in `cwd` (default `dir`), logging to dir/gateway.log, and waits for GET /healthz on `port`. */
+async function spawnHealthy(args: string[], port: number, dir: string, startTimeoutMs: number, cwd = dir): Promise<ChildProcess> {
   const logFile = path.join(dir, "gateway.log");
   const log = openSync(logFile, "a");
-  const child = spawnTracked(process.execPath, args, { cwd: dir, env: gatewayEnv(), stdio: ["ignore", log, log] });
+  const child = spawnTracked(process.execPath, args, { cwd, env: gatewayEnv(), stdio: ["ignore", log, log] });
   let exited: string | undefined;
   child.once("exit", (code, signal) => {
     exited = `exited with code ${code}, signal ${signal}`;

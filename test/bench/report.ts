@@ -2,7 +2,7 @@
 // PASS/MISS verdicts of the targets.
 import { median, spread } from "./stats.js";
 
-export type ScenarioKey = "rest" | "rest-c1" | "grpc" | "connect" | "sse-seq" | "sse-conc" | "streams";
+export type ScenarioKey = "rest" | "rest-c1" | "grpc" | "connect" | "sse-seq" | "sse-conc" | "streams" | "cluster";
 export const DIRECT = "direct";
 export const BARE = "bare proxy";
 export const GATEWAY = "gateway";
@@ -12,6 +12,9 @@ export const GATEWAY_CONNECT = "gateway Connect";
 export const GATEWAY_OFF = "gateway, all off";
 export const GATEWAY_OFF_GRPC = "gateway gRPC, all off";
 export const GATEWAY_OFF_CONNECT = "gateway Connect, all off";
+/** The cluster scenario's targets: deploy/haproxy.cfg in front of one shipped instance, and of two. */
+export const BEHIND_HAPROXY_1 = "HAProxy → 1 instance";
+export const BEHIND_HAPROXY_2 = "HAProxy → 2 instances";
 
 /** One measured run of one target in one round. Latencies in ms; for SSE, p50/p99 are TTLB. */
 export interface RunRecord {
@@ -36,6 +39,8 @@ export interface RunRecord {
   cpuUsPerCall: number;
   /** The load generator's CPU time per call (unary scenarios): it competes for the same cores. */
   loadCpuUsPerCall?: number;
+  /** HAProxy's CPU time per call (cluster scenario); cpuUsPerCall is then the instances' together. */
+  balancerCpuUsPerCall?: number;
   /** VmHWM after a reset at the start of the run (the true peak); sampledRssMb is the 100 ms poller's max. */
   peakRssMb: number;
   sampledRssMb: number;
@@ -226,6 +231,36 @@ function costTable(results: Results): string {
   )}${restShare}`;
 }
 
+/** The shipped gateway alone, behind HAProxy, and two instances behind HAProxy, in the same rounds. */
+function clusterTable(results: Results, connections: number): string {
+  const header = ["target", "req/s", "p50 ms", "p99 ms", "instances CPU µs/call", "HAProxy CPU µs/call", "total CPU µs/call", "load gen CPU µs/call", "req/s vs 1 instance", "failed", "req/s spread"];
+  const rows = [GATEWAY, BEHIND_HAPROXY_1, BEHIND_HAPROXY_2]
+    .filter((target) => results.runs("cluster", target).length > 0)
+    .map((target) => {
+      const instances = results.median("cluster", target, "cpuUsPerCall");
+      const balancer = results.median("cluster", target, "balancerCpuUsPerCall");
+      return [
+        target === GATEWAY ? "1 instance, no balancer" : target,
+        fixed(results.median("cluster", target, "rps"), 0),
+        ms(results.median("cluster", target, "p50")),
+        ms(results.median("cluster", target, "p99")),
+        fixed(instances, 1),
+        fixed(balancer, 1),
+        fixed(instances + (Number.isFinite(balancer) ? balancer : 0), 1),
+        fixed(results.median("cluster", target, "loadCpuUsPerCall"), 1),
+        times(results.ratio(["cluster", target], ["cluster", BEHIND_HAPROXY_1], "rps")),
+        results.failures("cluster", target),
+        percent(results.spread("cluster", target, "rps")),
+      ];
+    });
+  return table(
+    `Several instances behind HAProxy (REST unary, c=${connections})`,
+    "deploy/haproxy.cfg (HAProxy 2.6, its default two threads, a log line per request) in front of the shipped gateway, and in front of it and a second instance sharing its SQLite store and key; clients speak HTTP/1.1 to HAProxy, HAProxy HTTP/2 to the instances. Instances CPU is the gateway processes' together; every process, the load generator's included, shares the same cores.",
+    header,
+    rows,
+  );
+}
+
 export function tables(results: Results, settings: { connections: number; grpcChannels: number; streams: number }): string {
   const c = settings.connections;
   const refs = (extra: Array<[ScenarioKey, string, string]>): Array<[ScenarioKey, string, string]> => [
@@ -272,6 +307,7 @@ export function tables(results: Results, settings: { connections: number; grpcCh
     ),
     sseTable(results, c),
     streamsTable(results, settings.streams),
+    clusterTable(results, c),
   ]
     .filter(Boolean)
     .join("\n");

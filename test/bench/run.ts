@@ -7,9 +7,10 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildGateway, setsSignals, startGateway, startGatewayOff, type GatewayHandle } from "./gateway.js";
+import { haproxyMissing, startBalancer, type Balancer } from "./balancer.js";
+import { buildGateway, setsSignals, startGateway, startGatewayOff, startSecondInstance, type GatewayHandle } from "./gateway.js";
 import { killAllChildren, startPortPrinter, stopChild } from "./proc.js";
-import { BARE, comparisonTable, DIRECT, GATEWAY, GATEWAY_CONNECT, GATEWAY_GRPC, GATEWAY_OFF, GATEWAY_OFF_CONNECT, GATEWAY_OFF_GRPC, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
+import { BARE, BEHIND_HAPROXY_1, BEHIND_HAPROXY_2, comparisonTable, DIRECT, GATEWAY, GATEWAY_CONNECT, GATEWAY_GRPC, GATEWAY_OFF, GATEWAY_OFF_CONNECT, GATEWAY_OFF_GRPC, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
 import { Bench, type HttpTarget } from "./scenarios.js";
 import { chatBody, readSettings } from "./settings.js";
 import { runSoak } from "./soak.js";
@@ -138,6 +139,26 @@ async function main(): Promise<void> {
       }
     }
 
+    // The cluster scenario: HAProxy in front of the shipped gateway (named on both server lines),
+    // and in front of it and a second instance, in the same rounds as the gateway alone.
+    let balancers: { one: Balancer; two: Balancer; second: GatewayHandle } | undefined;
+    if (settings.scenarios.has("cluster") && gateway) {
+      const missing = haproxyMissing();
+      if (missing) bench.notes.push(`cluster scenario skipped: ${missing}.`);
+      else {
+        await attempt(bench, "cluster setup", async () => {
+          const second = await startSecondInstance({ root, workDir, startTimeoutMs: settings.gatewayStartTimeoutMs }, gateway!);
+          servers.push(second.child);
+          const one = await startBalancer(root, workDir, "haproxy-1", [gateway!.port, gateway!.port]);
+          servers.push(one.child);
+          const two = await startBalancer(root, workDir, "haproxy-2", [gateway!.port, second.port]);
+          servers.push(two.child);
+          balancers = { one, two, second };
+          log(`HAProxy on ${one.port} (→ ${gateway!.port}) and on ${two.port} (→ ${gateway!.port}, ${second.port})`);
+        });
+      }
+    }
+
     const json = { "content-type": "application/json" };
     const auth: Record<string, string> = gateway?.authorization ? { authorization: gateway.authorization } : {};
     const pidOf = (child: ChildProcess): number => child.pid ?? -1;
@@ -182,6 +203,20 @@ async function main(): Promise<void> {
       }
       if (settings.scenarios.has("rest")) {
         for (const target of targets(false, true)) await attempt(bench, `rest c=1 ${target.name}`, () => bench.http("rest-c1", round, target, 1, body));
+      }
+    }
+    if (balancers && gateway) {
+      const { one, two, second } = balancers;
+      const rest = (port: number) => `http://127.0.0.1:${port}/api/v1/prompts/passthrough/bench/`;
+      const headers = { ...json, ...auth };
+      const clusterTargets: HttpTarget[] = [
+        { name: GATEWAY, pid: pidOf(gateway.child), url: rest(gateway.port), headers },
+        { name: BEHIND_HAPROXY_1, pid: pidOf(gateway.child), balancerPid: pidOf(one.child), url: rest(one.port), headers },
+        { name: BEHIND_HAPROXY_2, pid: pidOf(gateway.child), morePids: [pidOf(second.child)], balancerPid: pidOf(two.child), url: rest(two.port), headers },
+      ];
+      for (let round = 1; round <= settings.rounds; round++) {
+        log(`cluster, round ${round}/${settings.rounds}`);
+        for (const target of clusterTargets) await attempt(bench, `cluster ${target.name}`, () => bench.http("cluster", round, target, settings.connections, body));
       }
     }
     for (let round = 1; settings.scenarios.has("sse") && round <= settings.rounds; round++) {

@@ -19,17 +19,36 @@ const mb = (kb: number | undefined): number => (kb ?? Number.NaN) / 1024;
 export interface HttpTarget {
   name: string;
   pid: number;
+  /** More gateway instances whose CPU counts as the target's (the cluster scenario). */
+  morePids?: number[];
+  /** A load balancer in front, whose CPU is counted apart (balancerCpuUsPerCall). */
+  balancerPid?: number;
   url: string;
   headers: Record<string, string>;
+}
+
+/** CPU time of these processes together, in µs; undefined when one is gone. */
+function cpuOf(pids: readonly number[]): number | undefined {
+  let sum = 0;
+  for (const pid of pids) {
+    const us = cpuMicros(pid);
+    if (us === undefined) return undefined;
+    sum += us;
+  }
+  return sum;
 }
 
 /**
  * Runs one load child against one process, measuring that process's CPU and memory while it
  * measures, and the load child's own CPU (it shares the cores).
  */
-async function measure<T>(pid: number, script: string, params: unknown, timeoutMs: number) {
+async function measure<T>(pid: number, script: string, params: unknown, timeoutMs: number, more: { pids?: number[]; balancerPid?: number } = {}) {
+  const pids = [pid, ...(more.pids ?? [])];
+  const balancer = more.balancerPid === undefined ? [] : [more.balancerPid];
   let cpuStart: number | undefined;
   let cpuEnd: number | undefined;
+  let balancerStart: number | undefined;
+  let balancerEnd: number | undefined;
   let loadCpuStart: number | undefined;
   let loadCpuEnd: number | undefined;
   let peakKb: number | undefined;
@@ -41,13 +60,15 @@ async function measure<T>(pid: number, script: string, params: unknown, timeoutM
   const result = await runLoadChild<T>(path.join(benchDir, script), params, {
     onStart(loadPid) {
       peakReset = resetPeakRss(pid);
-      cpuStart = cpuMicros(pid);
+      cpuStart = cpuOf(pids);
+      balancerStart = cpuOf(balancer);
       if (loadPid !== undefined) loadCpuStart = cpuMicros(loadPid);
       sampler = sampleRss(pid, 100);
       machineStart = cpuReading();
     },
     onEnd(loadPid) {
-      cpuEnd = cpuMicros(pid);
+      cpuEnd = cpuOf(pids);
+      balancerEnd = cpuOf(balancer);
       if (loadPid !== undefined) loadCpuEnd = cpuMicros(loadPid);
       if (machineStart) foreignCpuPct = foreignCpuPercent(machineStart, cpuReading());
       sampledKb = sampler?.stop() ?? Number.NaN;
@@ -56,8 +77,9 @@ async function measure<T>(pid: number, script: string, params: unknown, timeoutM
   }, timeoutMs).finally(() => sampler?.stop());
   const cpuUs = cpuStart !== undefined && cpuEnd !== undefined ? cpuEnd - cpuStart : Number.NaN;
   const loadCpuUs = loadCpuStart !== undefined && loadCpuEnd !== undefined ? loadCpuEnd - loadCpuStart : Number.NaN;
+  const balancerCpuUs = balancer.length > 0 && balancerStart !== undefined && balancerEnd !== undefined ? balancerEnd - balancerStart : undefined;
   const peakRssMb = peakReset ? mb(peakKb) : Math.max(mb(peakKb), mb(sampledKb));
-  return { result, cpuUs, loadCpuUs, peakRssMb, sampledRssMb: mb(sampledKb), foreignCpuPct };
+  return { result, cpuUs, loadCpuUs, balancerCpuUs, peakRssMb, sampledRssMb: mb(sampledKb), foreignCpuPct };
 }
 
 function perCall(cpuUs: number, calls: number): number {
@@ -88,6 +110,7 @@ function unaryRecord(
     p99: result.latencyMs.p99,
     cpuUsPerCall: perCall(run.cpuUs, outcome.answered),
     loadCpuUsPerCall: perCall(run.loadCpuUs, outcome.answered),
+    ...(run.balancerCpuUs !== undefined && { balancerCpuUsPerCall: perCall(run.balancerCpuUs, outcome.answered) }),
     peakRssMb: run.peakRssMb,
     sampledRssMb: run.sampledRssMb,
     foreignCpuPct: run.foreignCpuPct,
@@ -131,7 +154,7 @@ export class Bench {
     const { durationS, warmupS } = this.settings;
     const params: HttpLoadParams = { url: target.url, headers: target.headers, body, connections, durationS, warmupS };
     const timeoutMs = (durationS + warmupS) * 1000 + 30_000;
-    const run = await measure<HttpLoadResult>(target.pid, "load-http.ts", params, timeoutMs);
+    const run = await measure<HttpLoadResult>(target.pid, "load-http.ts", params, timeoutMs, { pids: target.morePids, balancerPid: target.balancerPid });
     const failed = run.result.non2xx + run.result.errors;
     const failure = failed ? `status codes ${JSON.stringify(run.result.statusCodes)}, ${run.result.errors} errors` : undefined;
     this.record(unaryRecord(scenario, target.name, round, run, { failed, failure, answered: run.result.ok + run.result.non2xx }));

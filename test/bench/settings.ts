@@ -10,7 +10,7 @@ export function readSettings() {
     const value = Number(process.env[name]);
     return process.env[name] !== undefined && Number.isFinite(value) && value >= 0 ? value : fallback;
   };
-  const all = ["rest", "grpc", "connect", "sse", "streams"];
+  const all = ["rest", "grpc", "connect", "sse", "streams", "cluster"];
   const only = (process.env.BENCH_ONLY ?? "").split(",").map((item) => item.trim()).filter(Boolean);
   const unknown = only.filter((item) => !all.includes(item));
   if (unknown.length) throw new Error(`BENCH_ONLY: unknown scenario(s) ${unknown.join(", ")}; use ${all.join(",")}`);

@@ -167,8 +167,12 @@ describe("two instances behind HAProxy, on PostgreSQL, Redis and NATS", () => {
   it("fails no call during a rolling restart under load (SIGTERM, wait, start, then the other), and loses nothing", async () => {
     const load = await loadThroughHaproxy();
     await sleep(2000);
+    const takenOut: string[] = [];
     for (const instance of cluster.instances) {
+      const from = cluster.haproxy.output.length;
       expect(await instance.terminate()).toBe(0);
+      // HAProxy took it out on its readiness (503) during the drain delay, before it stopped accepting.
+      takenOut.push(cluster.haproxy.output.slice(from).find((line) => line.startsWith(`Server passthrough/${instance.name} is DOWN`)) ?? "not taken out");
       await instance.start();
       await cluster.haproxy.waitFor([instance.name], "UP", 30_000);
     }
@@ -184,9 +188,7 @@ describe("two instances behind HAProxy, on PostgreSQL, Redis and NATS", () => {
       expect(journal.get(call.journalKey!), `${call.kind} ${call.journalKey}`).toBe(1);
       expect(signalsOf(events.get(call.journalKey!)), `${call.kind} ${call.journalKey}`).toEqual(SIGNALS);
     }
-    for (const instance of cluster.instances) {
-      expect(instance.stdout.some((line) => line.includes('"msg":"draining: not ready, still serving"'))).toBe(true);
-    }
+    for (const line of takenOut) expect(line).toMatch(/is DOWN, reason: Layer7 wrong status, code: 503/);
   }, 150_000);
 
   describe("keys in the shared store", () => {
@@ -245,25 +247,38 @@ describe("two instances behind HAProxy, on PostgreSQL, Redis and NATS", () => {
     it("enforces one rate limit across both instances, through Redis: of N + k calls spread over them, exactly k are refused", async () => {
       const limit = 4;
       const extra = 6;
-      const { key } = await cluster.createKey("--rpm", String(limit));
-      const before = await Promise.all(direct().map(callsCounted));
       const grpc = createGrpcJsClient(cluster.haproxy.url);
-      const outcomes = await Promise.all(
-        Array.from({ length: limit + extra }, (_, i) =>
-          i % 2 === 0
-            ? status(cluster.haproxy.url, key).then((code) => (code === 200 ? "ok" : code === 429 ? "resource_exhausted" : `HTTP ${code}`))
-            : grpcStatus(grpc, key),
-        ),
-      );
+      /** N + k calls one after the other, REST and gRPC in turn, with a new key limited to N per minute. */
+      const attempt = async () => {
+        const { key } = await cluster.createKey("--rpm", String(limit));
+        const before = await Promise.all(direct().map(callsCounted));
+        const outcomes: string[] = [];
+        for (let i = 0; i < limit + extra; i++) {
+          outcomes.push(
+            i % 2 === 0
+              ? await status(cluster.haproxy.url, key).then((code) => (code === 200 ? "ok" : code === 429 ? "resource_exhausted" : `HTTP ${code}`))
+              : await grpcStatus(grpc, key),
+          );
+        }
+        const after = await Promise.all(direct().map(callsCounted));
+        const delta = (field: "total" | "refused" | "fallbacks") => after.map((counts, i) => counts[field] - before[i][field]);
+        return { outcomes, served: delta("total"), refused: delta("refused"), fallbacks: delta("fallbacks").reduce((a, b) => a + b, 0) };
+      };
+      // A check Redis does not answer within 100 ms is counted in that instance's memory instead
+      // (README, "Rate limits"): on this busy machine that happens now and then, and the
+      // instance's metrics say so. Such an attempt proves nothing either way and is made again.
+      let result = await attempt();
+      for (let again = 0; again < 2 && result.fallbacks > 0; again++) {
+        console.info(`${result.fallbacks} rate-limit checks were answered from memory; again with a new key`);
+        result = await attempt();
+      }
       grpc.close();
-      expect(outcomes.filter((outcome) => outcome === "ok")).toHaveLength(limit);
-      expect(outcomes.filter((outcome) => outcome === "resource_exhausted")).toHaveLength(extra);
+      expect(result.fallbacks).toBe(0);
+      expect(result.outcomes).toEqual([...Array(limit).fill("ok"), ...Array(extra).fill("resource_exhausted")]);
       // Both instances took some of the calls (their own counts), and together refused exactly the excess.
-      const after = await Promise.all(direct().map(callsCounted));
-      const served = after.map((counts, i) => counts.total - before[i].total);
-      expect(served.every((n) => n > 0), `calls per instance: ${served.join(", ")}`).toBe(true);
-      expect(after.reduce((sum, counts, i) => sum + counts.refused - before[i].refused, 0)).toBe(extra);
-    }, 60_000);
+      expect(result.served.every((n) => n > 0), `calls per instance: ${result.served.join(", ")}`).toBe(true);
+      expect(result.refused.reduce((a, b) => a + b, 0)).toBe(extra);
+    }, 90_000);
   });
 
   it("names each instance on every log line, in its metrics and as its signals' source, and no instance wrote to standard error", async () => {
@@ -278,8 +293,8 @@ describe("two instances behind HAProxy, on PostgreSQL, Redis and NATS", () => {
   });
 });
 
-/** Every PassthroughService call an instance counted, and those refused as over a rate limit. */
-async function callsCounted(url: string): Promise<{ total: number; refused: number }> {
+/** Every PassthroughService call an instance counted, those refused as over a rate limit, and its rate-limit checks answered from memory. */
+async function callsCounted(url: string): Promise<{ total: number; refused: number; fallbacks: number }> {
   const text = await (await fetch(`${url}/metrics`)).text();
   let total = 0;
   let refused = 0;
@@ -287,7 +302,8 @@ async function callsCounted(url: string): Promise<{ total: number; refused: numb
     total += Number(match[2]);
     if (match[1] === "resource_exhausted") refused += Number(match[2]);
   }
-  return { total, refused };
+  const fallbacks = Number(/^passthrough_rate_limit_fallback_calls (\d+)/m.exec(text)?.[1] ?? 0);
+  return { total, refused, fallbacks };
 }
 
 function grpcStatus(client: ReturnType<typeof createGrpcJsClient>, key: string): Promise<string> {
