@@ -105,9 +105,8 @@ export interface CallRecord {
   upstreamAnswered(): void;
 }
 
-export type CallEndListener = (call: CallRecord) => void;
 /** Told of a call's milestones: the provider called (`onUpstreamStart`), the call ended (`onCallEnd`). */
-export type CallListener = CallEndListener;
+export type CallListener = (call: CallRecord) => void;
 
 /** The context value through which interceptors and handlers reach the call's record. */
 export const kCallRecord: ContextKey<CallRecord | undefined> = createContextKey<CallRecord | undefined>(undefined, {

@@ -1,7 +1,7 @@
 import type { DescService } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { HeaderCheck } from "../call/header-stage.js";
-import { kCallRecord, type CallEndListener, type CallRecord } from "../call/record.js";
+import { kCallRecord, type CallListener, type CallRecord } from "../call/record.js";
 import { assertAdmin, assertProviderAllowed, authenticate, refusalReasonOf, type AuthPrincipal, type CredentialVerifier, type RefusalReason } from "../auth/verifier.js";
 import { rateLimitedError } from "../limits/errors.js";
 import { effectiveLimits, type LimitName, type RateLimiter, type RateLimits } from "../limits/rate-limiter.js";
@@ -37,7 +37,7 @@ export interface Authentication {
    */
   readonly interceptor: Interceptor;
   /** Charges the tokens the provider reported to the principal's tokens-per-minute budget. */
-  readonly onCallEnd: CallEndListener;
+  readonly onCallEnd: CallListener;
 }
 
 /**
@@ -116,7 +116,7 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger, admi
     return next({ ...req, message: withFirst(req.message, check) });
   };
 
-  const onCallEnd: CallEndListener = (call) => {
+  const onCallEnd: CallListener = (call) => {
     const principal = principals.get(call);
     const tokens = call.usage?.totalTokens;
     if (principal === undefined || tokens === undefined || tokens <= 0) return;

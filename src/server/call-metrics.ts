@@ -1,5 +1,5 @@
 import { Counter, Histogram, type Registry } from "prom-client";
-import type { CallEndListener } from "../call/record.js";
+import type { CallListener } from "../call/record.js";
 import { codeToString } from "../connect-internals.js";
 import { JournalService } from "../gen/smarter/prompt/v1/journal_pb.js";
 import { PassthroughService } from "../gen/smarter/prompt/v1/passthrough_pb.js";
@@ -34,7 +34,7 @@ interface Series {
  * unary body, retries included); `status` is the provider's last HTTP status, or `error` when it
  * gave none (refused, reset, timed out, cancelled).
  */
-export function createCallMetrics(registry: Registry, options: CallMetricsOptions = {}): CallEndListener {
+export function createCallMetrics(registry: Registry, options: CallMetricsOptions = {}): CallListener {
   const calls = new Counter({
     name: "passthrough_calls_total",
     help: "Calls by protocol, provider and outcome (ok or the snake_case code name).",

@@ -6,7 +6,7 @@ import type { TracerProvider } from "@opentelemetry/api";
 import { Gauge } from "prom-client";
 import { createEntry } from "../call/entry.js";
 import { createHeaderStage, type HeaderCheck } from "../call/header-stage.js";
-import { createCallTracker, type CallEndListener } from "../call/record.js";
+import { createCallTracker, type CallListener } from "../call/record.js";
 import type { Config } from "../config/schema.js";
 import { Health } from "../gen/grpc/health/v1/health_pb.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
@@ -78,7 +78,7 @@ export interface GatewayOptions {
     /** Run on a call's headers, in order, before its body is read; one that throws refuses the call. */
     headerChecks?: readonly HeaderCheck[];
     /** Told of every call once it has ended. */
-    onCallEnd?: readonly CallEndListener[];
+    onCallEnd?: readonly CallListener[];
     /** Run around every call after the gateway's own, on every door. */
     interceptors?: readonly Interceptor[];
   };

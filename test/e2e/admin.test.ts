@@ -6,12 +6,13 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { newApiKey } from "../../src/auth/api-keys.js";
 import { AdminService } from "../../src/gen/smarter/prompt/v1/admin_pb.js";
-import type { SignalEvent, SignalSink } from "../../src/signals/sink.js";
+import type { SignalEvent } from "../../src/signals/sink.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { codeName, createProtocolClient, PROTOCOLS } from "../support/clients.js";
 import { startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
+import { memorySink } from "../support/memory-sink.js";
 
 // The logPrompt switch flipped through AdminService.SetLogging, on every protocol, by an admin
 // key only; the admin calls themselves are neither journaled nor signalled.
@@ -20,13 +21,7 @@ let gateway: TestGateway;
 let store: Store;
 const keys: Record<"admin" | "plain", Record<string, string>> = { admin: {}, plain: {} };
 const events: SignalEvent[] = [];
-const memorySink: SignalSink = {
-  name: "memory",
-  async deliver(batch) {
-    events.push(...batch);
-  },
-  async close() {},
-};
+const sink = memorySink(events);
 
 beforeAll(async () => {
   provider = await startFakeProvider();
@@ -39,7 +34,7 @@ beforeAll(async () => {
   }
   gateway = await startTestGateway({ database: { url }, providers: [{ name: "local", baseUrl: provider.url, retries: 0 }] }, {}, undefined, {
     authenticate: true,
-    signalSinks: [memorySink],
+    signalSinks: [sink],
   });
 });
 afterAll(async () => {

@@ -6,11 +6,12 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { newApiKey } from "../../src/auth/api-keys.js";
 import { PassthroughService } from "../../src/gen/smarter/prompt/v1/passthrough_pb.js";
-import type { SignalEvent, SignalSink } from "../../src/signals/sink.js";
+import type { SignalEvent } from "../../src/signals/sink.js";
 import { openStore } from "../../src/store/open.js";
 import type { Store } from "../../src/store/store.js";
 import { startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
+import { memorySink } from "../support/memory-sink.js";
 
 // ListProviders on every protocol: names only, sorted, filtered to what the key may use, behind
 // authentication like every call; it calls no provider, so it is neither journaled nor signalled.
@@ -19,13 +20,7 @@ let gateway: TestGateway;
 let store: Store;
 const keys: Record<string, string> = {};
 const events: SignalEvent[] = [];
-const memorySink: SignalSink = {
-  name: "memory",
-  async deliver(batch) {
-    events.push(...batch);
-  },
-  async close() {},
-};
+const sink = memorySink(events);
 
 beforeAll(async () => {
   provider = await startFakeProvider();
@@ -47,7 +42,7 @@ beforeAll(async () => {
     },
     { ZETA_KEY: "sk-zeta-secret" },
     undefined,
-    { authenticate: true, signalSinks: [memorySink] },
+    { authenticate: true, signalSinks: [sink] },
   );
 });
 afterAll(async () => {

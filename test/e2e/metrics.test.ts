@@ -3,13 +3,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newApiKey } from "../../src/auth/api-keys.js";
-import type { SignalEvent, SignalSink } from "../../src/signals/sink.js";
+import type { SignalEvent } from "../../src/signals/sink.js";
 import { openStore } from "../../src/store/open.js";
 import type { NewApiKey, Store } from "../../src/store/store.js";
 import { until } from "../journal/support.js";
 import { callStream, createProtocolClient } from "../support/clients.js";
 import { completion, delay, json, reset, startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
+import { memorySink } from "../support/memory-sink.js";
 
 // The operations metrics, series by series, after a known set of calls: refusals by reason and
 // by limit, the provider's own latency apart from the call's, the journal's and the sinks'.
@@ -17,13 +18,7 @@ let provider: FakeProvider;
 let gateway: TestGateway;
 let store: Store;
 const delivered: SignalEvent[] = [];
-const memorySink: SignalSink = {
-  name: "memory",
-  async deliver(batch) {
-    delivered.push(...batch);
-  },
-  async close() {},
-};
+const sink = memorySink(delivered);
 
 async function addKey(fields: Partial<NewApiKey> = {}): Promise<Record<string, string>> {
   const material = newApiKey();
@@ -40,7 +35,7 @@ beforeAll(async () => {
     { database: { url }, providers: [{ name: "local", ...local }, { name: "slow", ...local }, { name: "other", ...local }] },
     {},
     undefined,
-    { authenticate: true, signalSinks: [memorySink] },
+    { authenticate: true, signalSinks: [sink] },
   );
 });
 afterAll(async () => {

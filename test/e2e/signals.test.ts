@@ -1,8 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { SignalEvent, SignalName, SignalSink } from "../../src/signals/sink.js";
+import type { SignalEvent, SignalName } from "../../src/signals/sink.js";
 import { callStream, createProtocolClient, PROTOCOLS, sendUndecodable, STREAM_PROTOCOLS } from "../support/clients.js";
 import { chunks, completion, contentOf, errorBody, json, sse, startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
+import { memorySink } from "../support/memory-sink.js";
 
 // The lifecycle signals of SPEC section 6 on every protocol and both RPCs: the right ones, in
 // order, exactly once each, sharing the call's request_id and journal_key.
@@ -12,21 +13,14 @@ let bodiless: TestGateway;
 let guarded: TestGateway;
 const events: SignalEvent[] = [];
 
-/** A sink of the test's own: every event it is given, in order. */
-const memorySink: SignalSink = {
-  name: "memory",
-  async deliver(batch) {
-    events.push(...batch);
-  },
-  async close() {},
-};
+const sink = memorySink(events);
 
 beforeAll(async () => {
   provider = await startFakeProvider();
   const providers = [{ name: "local", baseUrl: provider.url, retries: 0 }];
-  gateway = await startTestGateway({ providers, server: { instanceId: "signals-test" } }, {}, undefined, { signalSinks: [memorySink] });
-  bodiless = await startTestGateway({ providers, signals: { includeBodies: false } }, {}, undefined, { signalSinks: [memorySink] });
-  guarded = await startTestGateway({ providers }, {}, undefined, { authenticate: true, signalSinks: [memorySink] });
+  gateway = await startTestGateway({ providers, server: { instanceId: "signals-test" } }, {}, undefined, { signalSinks: [sink] });
+  bodiless = await startTestGateway({ providers, signals: { includeBodies: false } }, {}, undefined, { signalSinks: [sink] });
+  guarded = await startTestGateway({ providers }, {}, undefined, { authenticate: true, signalSinks: [sink] });
 });
 afterAll(async () => {
   await gateway?.close();
