@@ -80,7 +80,10 @@ function registerJournalMetrics(registry: Registry, writer: JournalWriter): void
         this.inc(read());
       },
     });
-  gauge("passthrough_journal_queue_depth", "Journal entries in memory waiting for the database.", () => writer.stats().queued + writer.stats().spoolPending);
+  gauge("passthrough_journal_queue_depth", "Journal entries in memory waiting for the database.", () => {
+    const { queued, spoolPending } = writer.stats();
+    return queued + spoolPending;
+  });
   gauge("passthrough_journal_spooled_entries", "Journal entries in the spool file waiting for the database.", () => writer.stats().spooled);
   counter("passthrough_journal_written_total", "Journal entries the database confirmed.", () => writer.stats().written);
   counter("passthrough_journal_dropped_total", "Journal entries lost because neither the database nor the spool could take them.", () => writer.stats().dropped);
