@@ -5,7 +5,7 @@ import type { NodeResponse } from "../node-http/response.js";
 import type { HeaderStage } from "./header-stage.js";
 import { JOURNAL_KEY_HEADER } from "./journal-key.js";
 import type { Door, Protocol } from "./protocol.js";
-import type { CallRecord, CallTracker } from "./record.js";
+import type { CallRecord, CallTracker, TrackedCall } from "./record.js";
 
 /** What a door makes of a request it serves. */
 export interface DoorMatch {
@@ -40,7 +40,8 @@ export interface EntryOptions {
 /**
  * The one way in: whatever door a call comes through, it becomes one record here, its journal
  * key goes out as a response header, the header stage runs before any byte of the body is
- * read, and the record ends exactly once, when the response closes. False: no door serves it.
+ * read, and the record ends exactly once: as the door ends the response, or when it closes
+ * unanswered. False: no door serves it.
  */
 export function createEntry({ doors, tracker, headerStage, services }: EntryOptions): (req: NodeRequest, res: NodeResponse) => boolean {
   return (req, res) => {
@@ -57,7 +58,8 @@ export function createEntry({ doors, tracker, headerStage, services }: EntryOpti
     }
     const call = tracker.start({ protocol: match.protocol, door: match.door, method, route: match.route, requestHeader: requestHeaders(req) });
     res.setHeader(JOURNAL_KEY_HEADER, call.journalKey);
-    // 'close' comes once per response, answered or not; writableEnded says whether it was answered in full.
+    endBeforeLastBytes(res, call);
+    // 'close' comes once per response: this ends a record that was never answered.
     res.once("close", () => call.end(res.writableEnded));
     const door = match;
     const serve = (refusal: ConnectError | undefined) => {
@@ -68,5 +70,21 @@ export function createEntry({ doors, tracker, headerStage, services }: EntryOpti
     if (refusal instanceof Promise) void refusal.then(serve);
     else serve(refusal);
     return true;
+  };
+}
+
+/**
+ * Ends the record as the door ends the response, just before its last bytes are handed over
+ * (the body of a unary answer, a stream's terminating chunk or trailers): the record's end
+ * listeners — the journal's and the signals' write-ahead logs among them — have run before
+ * the caller can have the whole answer, so a caller that has it never loses its journal entry
+ * or signals to a crash that follows. A response already destroyed ends its record as cut short.
+ */
+function endBeforeLastBytes(res: NodeResponse, call: TrackedCall): void {
+  const response = res as unknown as { end(...args: unknown[]): unknown };
+  const end = response.end;
+  response.end = function (this: unknown, ...args: unknown[]) {
+    call.end(!("stream" in res ? res.stream.destroyed : res.destroyed));
+    return end.apply(this, args);
   };
 }

@@ -187,6 +187,8 @@ export const configSchema = z.strictObject({
       batchSize: z.number().int().positive().default(100),
       /** How long shutdown waits for the sinks to deliver what they hold. Default 5 s. */
       flushTimeoutMs: z.number().int().positive().default(5000),
+      /** The folder of the write-ahead logs (events of answered calls not yet delivered, kept if the process dies). Default `./data/signal-spool`. */
+      spoolDir: z.string().min(1).default("./data/signal-spool"),
       sinks: z
         .array(
           z.discriminatedUnion("type", [

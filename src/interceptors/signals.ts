@@ -34,7 +34,8 @@ export interface Signals {
  * `request_id` and `journal_key`. Emitting only queues: the dispatcher delivers.
  */
 export function createSignalInterceptor({ dispatcher, includeBodies, source }: SignalOptions): Signals {
-  const started = new WeakSet<CallRecord>();
+  // A call's events so far, from chat_started on: committed together when it ends.
+  const emitted = new WeakMap<CallRecord, SignalEvent[]>();
 
   const emit = (call: CallRecord, signal: SignalName, data: JsonObject, provider = call.providerName ?? null, weight?: number) => {
     const event: SignalEvent = {
@@ -50,10 +51,11 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
       data,
     };
     dispatcher.emit(event, weight);
+    emitted.get(call)?.push(event);
   };
   const start = (call: CallRecord, provider?: string) => {
-    if (started.has(call)) return;
-    started.add(call);
+    if (emitted.has(call)) return;
+    emitted.set(call, []);
     emit(call, "chat_started", {}, provider ?? call.providerName ?? null);
   };
   const signalled = (call: CallRecord) => call.admitted && callsProvider(call.method);
@@ -96,6 +98,9 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
       emit(call, "chat_response_failure", data);
     }
     emit(call, "chat_finished", { code: outcome.code === 0 ? "ok" : codeToString(outcome.code), status: outcome.status, duration_ms: call.durationMs ?? 0 });
+    // Before the answer's last bytes leave (the record ends first): a caller that got its answer has its signals on disk.
+    dispatcher.commit(emitted.get(call) ?? []);
+    emitted.delete(call);
   };
 
   return { interceptor, onUpstreamStart, onCallEnd };

@@ -41,6 +41,7 @@ export function openJournal(config: Config["journal"], { store, logger, instance
     queueSize: config.queueSize,
     batchSize: config.batchSize,
     spoolFile: path.resolve(config.spoolDir, `${instance}.spool`),
+    writeAheadFile: path.resolve(config.spoolDir, `${instance}.wal`),
     logger,
     lingerMs: JOURNAL_LINGER_MS,
     onBatchWritten: (ms) => batchSeconds.observe(ms / 1000),

@@ -16,6 +16,13 @@ export interface JournalWriterOptions {
   batchSize: number;
   /** Absolute path of this instance's spool file; its folder is created when missing. */
   spoolFile: string;
+  /**
+   * Absolute base path of the write-ahead log (`<base>.<n>` files): each entry is written there
+   * before `write` returns and kept until it is in the store or the spool, so that a process
+   * that dies (SIGKILL) loses none; the next start moves what it left into the spool. Absent:
+   * entries in memory die with the process.
+   */
+  writeAheadFile?: string;
   logger: Logger;
   /** The first retry's delay after a failed batch, doubled each time up to `maxRetryMs`, with jitter. Default 100 ms. */
   retryMs?: number;
@@ -35,7 +42,7 @@ export interface JournalWriterOptions {
 }
 
 /** The options with every default filled. */
-export type ValidJournalWriterOptions = Required<Omit<JournalWriterOptions, "onBatchWritten">> & Pick<JournalWriterOptions, "onBatchWritten">;
+export type ValidJournalWriterOptions = Required<Omit<JournalWriterOptions, "onBatchWritten" | "writeAheadFile">> & Pick<JournalWriterOptions, "onBatchWritten" | "writeAheadFile">;
 
 /** Checks the options and fills every default, once, when the writer is built. */
 export function validateJournalWriterOptions(options: JournalWriterOptions): ValidJournalWriterOptions {
@@ -46,6 +53,7 @@ export function validateJournalWriterOptions(options: JournalWriterOptions): Val
     return value;
   };
   if (!isAbsolute(options.spoolFile)) throw new Error("journal writer: spoolFile must be an absolute path");
+  if (options.writeAheadFile !== undefined && !isAbsolute(options.writeAheadFile)) throw new Error("journal writer: writeAheadFile must be an absolute path");
   return {
     ...options,
     queueSize: positive("queueSize", options.queueSize, true),

@@ -1,5 +1,6 @@
-import { mkdirSync } from "node:fs";
+import { appendFileSync, mkdirSync, statSync } from "node:fs";
 import { dirname } from "node:path";
+import { WriteAheadLog } from "../durable/write-ahead-log.js";
 import type { JournalEntry } from "../store/store.js";
 import { reviveEntry, SpoolFile, spoolLine } from "./spool.js";
 import { validateJournalWriterOptions, type JournalWriterOptions, type ValidJournalWriterOptions } from "./writer-options.js";
@@ -57,8 +58,10 @@ interface Item {
   readonly entry: JournalEntry;
   /** Approximate memory: body characters and a fixed amount. */
   readonly bytes: number;
-  /** Order of arrival, for flush. */
+  /** Order of arrival, for flush and the write-ahead log. */
   readonly seq: number;
+  /** The entry as a spool line, when the write-ahead log already made it one. */
+  readonly line?: string;
 }
 
 const ENTRY_OVERHEAD_BYTES = 512;
@@ -75,6 +78,8 @@ const messageOf = (error: unknown) => (error instanceof Error ? error.message : 
 class Writer implements JournalWriter {
   readonly #opt: ValidJournalWriterOptions;
   readonly #spool: SpoolFile;
+  readonly #writeAhead: WriteAheadLog | undefined;
+  #writeAheadFailing = false;
   /** Waiting for the store, oldest first; a batch in flight stays at its head until confirmed. */
   #queue: Item[] = [];
   #queuedBytes = 0;
@@ -110,15 +115,17 @@ class Writer implements JournalWriter {
 
   constructor(options: ValidJournalWriterOptions) {
     this.#opt = options;
-    const { spoolFile, logger } = options;
+    const { spoolFile, writeAheadFile, logger } = options;
     let recovered = 0;
     try {
       mkdirSync(dirname(spoolFile), { recursive: true });
       recovered = SpoolFile.recover(spoolFile);
+      if (writeAheadFile !== undefined) recovered = adoptWriteAhead(writeAheadFile, spoolFile, recovered, logger);
     } catch (error) {
       logger.warn({ spoolFile, error: messageOf(error) }, "journal spool folder or file unusable; entries are dropped if the store fails");
     }
     this.#spool = new SpoolFile(spoolFile, recovered);
+    this.#writeAhead = writeAheadFile === undefined ? undefined : new WriteAheadLog(writeAheadFile);
     if (recovered > 0) {
       logger.info({ spoolFile, bytes: recovered }, "journal spool found: replaying it");
       this.#spooling = true;
@@ -130,7 +137,8 @@ class Writer implements JournalWriter {
   write(entry: JournalEntry): void {
     try {
       if (this.#stopped) return this.#writeAfterClose(entry);
-      const item: Item = { entry, bytes: sizeOf(entry), seq: ++this.#seq };
+      const seq = ++this.#seq;
+      const item: Item = { entry, bytes: sizeOf(entry), seq, line: this.#writeAheadOf(entry, seq) };
       if (!this.#spooling) {
         const { queueSize, maxQueueBytes } = this.#opt;
         const fits = this.#queue.length < queueSize && (this.#queue.length === 0 || this.#queuedBytes + item.bytes <= maxQueueBytes);
@@ -195,7 +203,7 @@ class Writer implements JournalWriter {
     this.#queuedBytes = this.#pendingBytes = 0;
     if (left.length > 0) {
       try {
-        this.#spool.appendSync(left.map((item) => `${spoolLine(item.entry)}\n`).join(""));
+        this.#spool.appendSync(left.map((item) => `${item.line ?? spoolLine(item.entry)}\n`).join(""));
         this.#spooled += left.length;
       } catch (error) {
         this.#drop(left, "the spool file could not be written at close", error);
@@ -204,7 +212,35 @@ class Writer implements JournalWriter {
     await within(this.#spool.close(), remaining()).catch((error: unknown) => {
       this.#opt.logger.error({ spoolFile: this.#opt.spoolFile, error: messageOf(error) }, "journal spool could not be synced at close");
     });
+    try {
+      this.#writeAhead?.release(this.#seq);
+      this.#writeAhead?.close();
+    } catch (error) {
+      this.#opt.logger.error({ error: messageOf(error) }, "journal write-ahead log could not be closed; the next start replays it (the store skips what it has)");
+    }
     for (const waiter of this.#waiters.splice(0)) waiter.resolve();
+  }
+
+  /** Writes the entry to the write-ahead log before the call's answer is complete; its line, when it has one. */
+  #writeAheadOf(entry: JournalEntry, seq: number): string | undefined {
+    if (this.#writeAhead === undefined) return undefined;
+    let line: string;
+    try {
+      line = spoolLine(entry);
+    } catch {
+      return undefined; // dropped, counted, when it reaches the spool
+    }
+    try {
+      this.#writeAhead.append(line, seq);
+      if (this.#writeAheadFailing) this.#opt.logger.info({}, "journal write-ahead log writable again");
+      this.#writeAheadFailing = false;
+    } catch (error) {
+      if (!this.#writeAheadFailing) {
+        this.#opt.logger.error({ error: messageOf(error) }, "journal write-ahead log could not be written: entries in memory die with the process");
+      }
+      this.#writeAheadFailing = true;
+    }
+    return line;
   }
 
   #writeAfterClose(entry: JournalEntry): void {
@@ -240,10 +276,11 @@ class Writer implements JournalWriter {
     this.#settle();
   }
 
-  /** Resolves the flushes whose entries have all left memory. */
+  /** Releases what left memory from the write-ahead log, and resolves the flushes whose entries all did. */
   #settle(): void {
-    if (this.#waiters.length === 0) return;
     const oldest = Math.min(this.#queue[0]?.seq ?? Infinity, this.#appending[0]?.seq ?? Infinity, this.#pending[0]?.seq ?? Infinity);
+    this.#releaseWriteAhead(oldest === Infinity ? this.#seq : oldest - 1);
+    if (this.#waiters.length === 0) return;
     const ready = this.#waiters.filter((waiter) => waiter.seq < oldest);
     if (ready.length === 0) return;
     this.#waiters = this.#waiters.filter((waiter) => waiter.seq >= oldest);
@@ -254,6 +291,14 @@ class Writer implements JournalWriter {
         ready.forEach((waiter) => waiter.resolve());
       },
     );
+  }
+
+  #releaseWriteAhead(seq: number): void {
+    try {
+      this.#writeAhead?.release(seq);
+    } catch (error) {
+      this.#opt.logger.error({ error: messageOf(error) }, "journal write-ahead log could not be trimmed");
+    }
   }
 
   #scheduleAppend(): void {
@@ -277,7 +322,7 @@ class Writer implements JournalWriter {
       this.#appending = group;
       this.#appending = group.filter((item) => {
         try {
-          lines.push(`${spoolLine(item.entry)}\n`);
+          lines.push(`${item.line ?? spoolLine(item.entry)}\n`);
           return true;
         } catch (error) {
           this.#drop([item], "the entry cannot be serialized", error);
@@ -475,6 +520,26 @@ class Writer implements JournalWriter {
       this.#wake = done;
     });
   }
+}
+
+/**
+ * Moves the lines of a write-ahead log a process left (it died) to the end of the spool,
+ * synced, and removes the log: the spool's replay writes them, the store skipping the entries
+ * it already has. Returns the spool's new size.
+ */
+function adoptWriteAhead(writeAheadFile: string, spoolFile: string, spoolSize: number, logger: ValidJournalWriterOptions["logger"]): number {
+  const { lines, files } = WriteAheadLog.recover(writeAheadFile);
+  if (lines.length > 0) {
+    appendFileSync(spoolFile, `${lines.join("\n")}\n`, { flush: true });
+    logger.info({ entries: lines.length, spoolFile }, "journal write-ahead log of a process that did not stop cleanly: moved to the spool");
+  }
+  const size = lines.length > 0 ? statSync(spoolFile).size : spoolSize;
+  try {
+    WriteAheadLog.remove(files);
+  } catch (error) {
+    logger.error({ error: messageOf(error) }, "journal write-ahead log could not be removed; the next start replays it again (the store skips what it has)");
+  }
+  return size;
 }
 
 /** `promise`, or a rejection with `timeout()` (or a plain resolve without one) once `ms` have passed. */

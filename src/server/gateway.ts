@@ -116,12 +116,13 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
       })
     : undefined;
   const instance = config.server.instanceId;
-  const logging = { logPrompt: config.logging.logPrompt };
-  const dispatcher = await openSignals(config.signals, { logger, logging }, signalSinks);
+  const logging = { logPrompt: config.logging.logPrompt, logPromptSince: 0 };
+  const dispatcher = await openSignals(config.signals, { logger, logging }, instance, signalSinks);
   const signals = createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` });
   const upstream = createUpstreamClient(config.upstream);
   const reconfigureLogging = (settings: Config["logging"], by?: string) => {
     logger.level = settings.level;
+    if (settings.logPrompt && !logging.logPrompt) logging.logPromptSince = Date.now();
     logging.logPrompt = settings.logPrompt;
     logger.info({ level: settings.level, logPrompt: settings.logPrompt, ...(by && { by }) }, "logging reconfigured");
   };

@@ -1,3 +1,4 @@
+import { WriteAheadLog } from "../durable/write-ahead-log.js";
 import type { Logger } from "../logging/logger.js";
 import type { SignalEvent, SignalSink } from "./sink.js";
 
@@ -17,6 +18,12 @@ export interface DispatcherOptions {
   /** First retry's delay; doubled each failure up to `maxRetryMs`, each with jitter. Defaults 100 ms and 30 s. */
   retryMs?: number;
   maxRetryMs?: number;
+  /**
+   * Absolute base path of the write-ahead log (`<base>.<n>` files) that `commit` writes to and
+   * that keeps a call's events until every sink has taken them, so that a process that dies
+   * (SIGKILL) loses none: the next start delivers what it left. Absent: none is kept.
+   */
+  writeAheadFile?: string;
 }
 
 /** One sink's figures, for metrics and readiness. */
@@ -33,6 +40,11 @@ export interface SinkStats {
 export interface SignalDispatcher {
   /** Queues the event for every sink; never throws, never waits. `weight`: its approximate size in bytes. */
   emit(event: SignalEvent, weight?: number): void;
+  /**
+   * Writes a call's events, already emitted, to the write-ahead log before returning, so that
+   * they are delivered even if the process dies before the sinks took them. Never throws.
+   */
+  commit(events: readonly SignalEvent[]): void;
   stats(): SinkStats[];
   /** Delivers what the sinks hold, for at most `timeoutMs`, then drops (and counts) the rest and closes the sinks. */
   close(timeoutMs: number): Promise<void>;
@@ -41,6 +53,8 @@ export interface SignalDispatcher {
 const DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024;
 /** What an event weighs when the emitter does not say: its fields without bodies. */
 const BASE_WEIGHT = 512;
+
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
  * Gives each sink its own bounded queue and one delivery at a time, in batches, in the
@@ -53,25 +67,107 @@ export function createSignalDispatcher(options: DispatcherOptions): SignalDispat
   const counts = new Map<string, number>();
   for (const sink of options.sinks) counts.set(sink.name, (counts.get(sink.name) ?? 0) + 1);
   const seen = new Map<string, number>();
+  const { logger, writeAheadFile } = options;
+  const writeAhead = writeAheadFile === undefined || options.sinks.length === 0 ? undefined : new WriteAheadLog(writeAheadFile);
+  let seq = 0;
+  let closing = false;
+  let writeAheadFailing = false;
+  // Every sink has taken each event up to the oldest one still queued anywhere.
+  const delivered = () => {
+    if (writeAhead === undefined || closing) return;
+    const oldest = Math.min(...lanes.map((lane) => lane.oldestSeq));
+    try {
+      writeAhead.release(oldest === Infinity ? seq : oldest - 1);
+    } catch (error) {
+      logger.error({ error: messageOf(error) }, "signals' write-ahead log could not be trimmed");
+    }
+  };
   const lanes = options.sinks.map((sink) => {
     const n = (seen.get(sink.name) ?? 0) + 1;
     seen.set(sink.name, n);
-    return new Lane(sink, counts.get(sink.name)! > 1 ? `${sink.name}-${n}` : sink.name, options);
+    return new Lane(sink, counts.get(sink.name)! > 1 ? `${sink.name}-${n}` : sink.name, options, delivered);
   });
+  const emit = (event: SignalEvent, weight = BASE_WEIGHT) => {
+    seq++;
+    for (const lane of lanes) lane.push(event, weight, seq);
+  };
+  const append = (line: string) => {
+    try {
+      writeAhead!.append(line, seq);
+      if (writeAheadFailing) logger.info({}, "signals' write-ahead log writable again");
+      writeAheadFailing = false;
+    } catch (error) {
+      if (!writeAheadFailing) logger.error({ error: messageOf(error) }, "signals' write-ahead log could not be written: queued events die with the process");
+      writeAheadFailing = true;
+    }
+  };
+  if (writeAhead !== undefined) recoverWriteAhead(writeAhead.base, emit, append, logger);
   return {
-    emit(event, weight = BASE_WEIGHT) {
-      for (const lane of lanes) lane.push(event, weight);
+    emit,
+    commit(events) {
+      if (writeAhead === undefined || events.length === 0) return;
+      let line: string;
+      try {
+        line = JSON.stringify(events);
+      } catch (error) {
+        return logger.error({ error: messageOf(error) }, "signal events could not be serialized for the write-ahead log");
+      }
+      append(line);
     },
     stats: () => lanes.map((lane) => lane.stats()),
     async close(timeoutMs) {
-      await Promise.all(lanes.map((lane) => lane.close(timeoutMs)));
+      const discarded = (await Promise.all(lanes.map((lane) => lane.close(timeoutMs)))).reduce((sum, count) => sum + count, 0);
+      if (writeAhead === undefined) return;
+      closing = true;
+      if (discarded === 0) writeAhead.release(seq);
+      else logger.warn({ events: discarded, writeAheadFile }, "signals not delivered before the shutdown deadline stay in the write-ahead log: the next start delivers them");
+      try {
+        writeAhead.close();
+      } catch (error) {
+        logger.error({ error: messageOf(error) }, "signals' write-ahead log could not be closed; the next start delivers it again");
+      }
     },
   };
+}
+
+/**
+ * Emits again the events a process that died left in its write-ahead log, each line appended
+ * to the new log first, then removes the old files. Sinks may get some twice (delivery is at
+ * least once; the event id tells them apart); a line a crash cut short is skipped.
+ */
+function recoverWriteAhead(base: string, emit: (event: SignalEvent, weight: number) => void, append: (line: string) => void, logger: Logger): void {
+  let recovered;
+  try {
+    recovered = WriteAheadLog.recover(base);
+  } catch (error) {
+    return logger.error({ error: messageOf(error) }, "signals' write-ahead log of the last process could not be read");
+  }
+  let events = 0;
+  for (const line of recovered.lines) {
+    let batch: unknown;
+    try {
+      batch = JSON.parse(line);
+    } catch {
+      continue;
+    }
+    if (!Array.isArray(batch)) continue;
+    for (const event of batch as SignalEvent[]) emit(event, BASE_WEIGHT + line.length / batch.length);
+    append(line);
+    events += batch.length;
+  }
+  try {
+    WriteAheadLog.remove(recovered.files);
+  } catch (error) {
+    logger.error({ error: messageOf(error) }, "signals' write-ahead log of the last process could not be removed; the next start delivers it again");
+  }
+  if (events > 0) logger.info({ events }, "signals of a process that did not stop cleanly: delivering them again");
 }
 
 class Lane {
   #events: SignalEvent[] = [];
   #weights: number[] = [];
+  /** The dispatcher's sequence number of each queued event. */
+  #seqs: number[] = [];
   /** Index of the first event still queued: shifting arrays per delivery would cost O(n). */
   #head = 0;
   #bytes = 0;
@@ -93,6 +189,8 @@ class Lane {
     readonly sink: SignalSink,
     readonly name: string,
     readonly options: DispatcherOptions,
+    /** Told after each delivery, so that the write-ahead log lets go of what every sink took. */
+    readonly onDelivered: () => void,
   ) {
     this.#maxBytes = options.maxQueueBytes ?? DEFAULT_MAX_QUEUE_BYTES;
     this.#deliveryTimeoutMs = options.deliveryTimeoutMs ?? 30_000;
@@ -104,13 +202,19 @@ class Lane {
     return this.#events.length - this.#head;
   }
 
-  push(event: SignalEvent, weight: number): void {
+  /** The sequence number of the oldest event still queued; Infinity when none is. */
+  get oldestSeq(): number {
+    return this.#head < this.#seqs.length ? this.#seqs[this.#head] : Infinity;
+  }
+
+  push(event: SignalEvent, weight: number, seq: number): void {
     if (this.#closing || this.#queued >= this.options.queueSize || this.#bytes + weight > this.#maxBytes) {
       this.#drop(1);
       return;
     }
     this.#events.push(event);
     this.#weights.push(weight);
+    this.#seqs.push(seq);
     this.#bytes += weight;
     if (!this.#pumping) {
       this.#pumping = true;
@@ -123,8 +227,10 @@ class Lane {
     return { name: this.name, state: this.#state, queued: this.#queued, delivered: this.#delivered, retries: this.#retries, dropped: this.#dropped };
   }
 
-  async close(timeoutMs: number): Promise<void> {
+  /** Resolves with how many events were discarded at the deadline. */
+  async close(timeoutMs: number): Promise<number> {
     this.#closing = true;
+    let discarded = 0;
     if (this.#pumping) {
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
       let timer: NodeJS.Timeout | undefined;
@@ -135,6 +241,7 @@ class Lane {
       clearTimeout(timer);
       if (this.#pumping) {
         const left = this.#queued;
+        discarded = left;
         this.#delivery?.abort(new Error("shutdown deadline passed"));
         this.#wake?.();
         this.#discard();
@@ -146,6 +253,7 @@ class Lane {
     } catch (error) {
       this.options.logger.warn({ err: error, sink: this.name }, "a signal sink failed to close");
     }
+    return discarded;
   }
 
   async #pump(): Promise<void> {
@@ -159,6 +267,7 @@ class Lane {
         this.#delivered += batch.length;
         this.#state = "connected";
         this.#take(end);
+        this.onDelivered();
         continue;
       }
       if (this.#queued === 0) break; // discarded at the shutdown deadline
@@ -224,10 +333,12 @@ class Lane {
     if (this.#head === this.#events.length) {
       this.#events = [];
       this.#weights = [];
+      this.#seqs = [];
       this.#head = 0;
     } else if (this.#head > 1024 && this.#head * 2 > this.#events.length) {
       this.#events = this.#events.slice(this.#head);
       this.#weights = this.#weights.slice(this.#head);
+      this.#seqs = this.#seqs.slice(this.#head);
       this.#head = 0;
     }
   }

@@ -1,3 +1,4 @@
+import path from "node:path";
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Config } from "../config/schema.js";
 import { createSignalDispatcher, type SignalDispatcher } from "./dispatcher.js";
@@ -12,9 +13,17 @@ const SIGNAL_LINGER_MS = 20;
  * to load stops the start, naming it), but connects when it first delivers: one that cannot be
  * reached yet is retried, and readiness says so.
  */
-export async function openSignals(config: Config["signals"], context: SinkContext, extraSinks: readonly SignalSink[] = []): Promise<SignalDispatcher> {
+export async function openSignals(config: Config["signals"], context: SinkContext, instance: string, extraSinks: readonly SignalSink[] = []): Promise<SignalDispatcher> {
   const sinks = [...(await Promise.all(config.sinks.map((sink) => createSink(sink, context)))), ...extraSinks];
-  return createSignalDispatcher({ sinks, queueSize: config.queueSize, batchSize: config.batchSize, lingerMs: SIGNAL_LINGER_MS, logger: context.logger });
+  return createSignalDispatcher({
+    sinks,
+    queueSize: config.queueSize,
+    batchSize: config.batchSize,
+    lingerMs: SIGNAL_LINGER_MS,
+    logger: context.logger,
+    // One file per instance, as for the journal's spool: instances sharing a folder never share one.
+    writeAheadFile: path.resolve(config.spoolDir, `${instance}.wal`),
+  });
 }
 
 /** Per-sink queue depth, deliveries, retries and drops, read from the dispatcher at each scrape. */

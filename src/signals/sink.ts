@@ -50,8 +50,11 @@ export interface SignalSink {
 /** What every sink factory is given besides its own configuration. */
 export interface SinkContext {
   readonly logger: Logger;
-  /** The gateway's logging settings as they are now (SIGHUP changes them): the log sink keeps bodies only while `logPrompt` is on. */
-  readonly logging?: { readonly logPrompt: boolean };
+  /**
+   * The gateway's logging settings as they are now (SIGHUP changes them): the log sink keeps
+   * the bodies of events emitted while `logPrompt` is on, since `logPromptSince` (epoch ms).
+   */
+  readonly logging?: { readonly logPrompt: boolean; readonly logPromptSince: number };
 }
 
 /**

@@ -134,8 +134,7 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
         return;
       }
       if (canRespond(res) && !call.callerGone()) {
-        const status = respondWithError(res, error, context.responseHeader, context.responseTrailer, contextValues, exchange);
-        record?.answered({ code: error.code, status, message: error.rawMessage });
+        respondWithError(res, error, context.responseHeader, context.responseTrailer, contextValues, exchange, record);
       } else {
         record?.answered({ code: error.code, status: 499, message: error.rawMessage });
       }
@@ -144,8 +143,8 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
     }
   }
 
-  /** Writes the error response; returns its status. */
-  function respondWithError(res: NodeResponse, error: ConnectError, header: Headers, trailer: Headers, contextValues?: ContextValues, exchange?: HttpExchange): number {
+  /** Writes the error response, recording it first (the record ends as the response does). */
+  function respondWithError(res: NodeResponse, error: ConnectError, header: Headers, trailer: Headers, contextValues?: ContextValues, exchange?: HttpExchange, record?: CallRecord): void {
     let response: ErrorResponse;
     try {
       response = opt.writeError(error, { responseHeader: header, contextValues, exchange });
@@ -159,8 +158,8 @@ export function createTranscoder(options: TranscoderOptions): Transcoder {
     for (const [name, value] of Object.entries(response.headers ?? {})) {
       res.setHeader(name, value);
     }
+    record?.answered({ code: error.code, status: response.status, message: error.rawMessage });
     endResponse(res, response.status, undefined, response.body);
-    return response.status;
   }
 
   function match(req: NodeRequest, res: NodeResponse): DoorMatch | undefined {

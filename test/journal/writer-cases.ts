@@ -1,6 +1,7 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { WriteAheadLog } from "../../src/durable/write-ahead-log.js";
 import { spoolLine } from "../../src/journal/spool.js";
 import { createJournalWriter, type JournalWriter, type JournalWriterOptions } from "../../src/journal/writer.js";
 import type { JournalEntry, Store } from "../../src/store/store.js";
@@ -218,6 +219,45 @@ export function writerCases(newStore: () => Promise<Store>): void {
       } finally {
         await next.close(1000);
       }
+    });
+
+    it("has every entry in the write-ahead log as write returns, until the store has it: a process that dies loses none, the next start writes them once", async () => {
+      const dir = tempDir();
+      const files = { spoolFile: join(dir, "journal.spool"), writeAheadFile: join(dir, "journal.wal") };
+      const dead = await setup({ ...files });
+      const list = entries(1, 25);
+      dead.writer.write(list[0]);
+      await dead.writer.flush();
+      // The store takes no more: the rest wait in memory, and on disk only in the log.
+      dead.store.fault = "hang";
+      for (const e of list.slice(1)) dead.writer.write(e);
+      expect(existsSync(files.spoolFile)).toBe(false);
+      expect(WriteAheadLog.recover(files.writeAheadFile).lines.map((line) => (JSON.parse(line) as JournalEntry).key)).toEqual(expect.arrayContaining(list.slice(1).map((e) => e.key)));
+
+      // The process is gone without a close; the next one, on the same files, has a store that answers.
+      const { writer, store, log, stored } = await setup({ ...files });
+      await until(() => writer.stats().written >= 24 && writer.stats().spooled === 0, "the next writer writes what the log held");
+      expect(await stored(list)).toEqual(list);
+      expect(store.confirmed.flat().filter((e) => e.key === list[1].key)).toHaveLength(1);
+      expect(log.text()).toContain("write-ahead log of a process that did not stop cleanly");
+      expect(WriteAheadLog.recover(files.writeAheadFile).lines).toEqual([]);
+      dead.store.fault = "down";
+    });
+
+    it("lets go of the write-ahead log as the store confirms: it stays small under load and is gone after close", async () => {
+      const dir = tempDir();
+      const writeAheadFile = join(dir, "journal.wal");
+      const { writer } = await setup({ writeAheadFile, queueSize: 10_000, batchSize: 100 });
+      const body = "y".repeat(2000);
+      for (let round = 0; round < 10; round++) {
+        for (const e of entries(round * 100, 100)) writer.write({ ...e, requestBody: body });
+        await writer.flush();
+      }
+      const bytes = readdirSync(dir).filter((name) => name.startsWith("journal.wal.")).reduce((sum, name) => sum + statSync(join(dir, name)).size, 0);
+      // 2 MB were written through it; what the store has is let go of, segment by segment.
+      expect(bytes).toBeLessThan(256 * 1024);
+      await writer.close(1000);
+      expect(readdirSync(dir).filter((name) => name.startsWith("journal.wal."))).toEqual([]);
     });
 
     it("drops, counts and logs entries when the spool cannot be written, without their bodies", async () => {

@@ -1,3 +1,6 @@
+import { mkdtempSync, readdirSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../../src/logging/logger.js";
 import { createSignalDispatcher } from "../../src/signals/dispatcher.js";
@@ -167,5 +170,63 @@ describe("signal dispatcher with lingerMs", () => {
     await dispatcher.close(5000);
     expect(Date.now() - started).toBeLessThan(1000);
     expect(delivered()).toEqual(["event-1"]);
+  });
+});
+
+describe("signal dispatcher with a write-ahead log", () => {
+  const newBase = () => join(mkdtempSync(join(tmpdir(), "passthrough-signals-")), "instance.wal");
+  const walFiles = (base: string) => readdirSync(dirname(base)).filter((name) => name.startsWith("instance.wal."));
+
+  it("has a call's committed events on disk until every sink took them: the next start delivers them, ids unchanged", async () => {
+    const writeAheadFile = newBase();
+    const slow = recordingSink("slow");
+    const fast = recordingSink("fast");
+    slow.state.failing = true;
+    const dead = createSignalDispatcher({ sinks: [fast.sink, slow.sink], queueSize: 100, batchSize: 10, logger, writeAheadFile, retryMs: 5, maxRetryMs: 10 });
+    const call = [event(1), event(2), event(3)];
+    for (const e of call) dead.emit(e);
+    dead.commit(call);
+    await until(() => fast.delivered().length === 3);
+    // One sink took them, the other did not: the process dies (no close) and the next one starts on the same file.
+    const { sink, delivered } = recordingSink();
+    const next = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 10, logger, writeAheadFile });
+    await until(() => delivered().length === 3);
+    expect(delivered()).toEqual(["event-1", "event-2", "event-3"]);
+    await next.close(1000);
+    expect(walFiles(writeAheadFile)).toEqual([]);
+    await dead.close(10);
+  });
+
+  it("lets go of what every sink took, and leaves no file after a clean close", async () => {
+    const writeAheadFile = newBase();
+    const { sink, delivered } = recordingSink();
+    const dispatcher = createSignalDispatcher({ sinks: [sink], queueSize: 10_000, batchSize: 100, logger, writeAheadFile });
+    const big = { ...event(0), data: { body: "z".repeat(2000) } };
+    for (let n = 0; n < 1000; n++) {
+      const events = [{ ...big, id: `event-${n}` }];
+      dispatcher.emit(events[0]);
+      dispatcher.commit(events);
+      if (n % 100 === 99) await until(() => delivered().length === n + 1);
+    }
+    const bytes = walFiles(writeAheadFile).reduce((sum, name) => sum + statSync(join(dirname(writeAheadFile), name)).size, 0);
+    expect(bytes).toBeLessThan(256 * 1024);
+    await dispatcher.close(1000);
+    expect(walFiles(writeAheadFile)).toEqual([]);
+  });
+
+  it("keeps for the next start what shutdown's deadline cut off", async () => {
+    const writeAheadFile = newBase();
+    const down = recordingSink();
+    down.state.failing = true;
+    const dispatcher = createSignalDispatcher({ sinks: [down.sink], queueSize: 100, batchSize: 10, logger, writeAheadFile, retryMs: 5, maxRetryMs: 10 });
+    dispatcher.emit(event(1));
+    dispatcher.commit([event(1)]);
+    await dispatcher.close(50);
+    expect(dispatcher.stats()[0].dropped).toBe(1);
+    const { sink, delivered } = recordingSink();
+    const next = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 10, logger, writeAheadFile });
+    await until(() => delivered().length === 1);
+    expect(delivered()).toEqual(["event-1"]);
+    await next.close(1000);
   });
 });

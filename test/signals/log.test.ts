@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import type { SignalEvent } from "../../src/signals/sink.js";
+import { createLogger } from "../../src/logging/logger.js";
+import { createSink } from "../../src/signals/sinks/index.js";
 import { createLogSink } from "../../src/signals/sinks/log.js";
 import { runSinkContract, sampleEvents } from "./sink.contract.js";
 
@@ -76,7 +78,7 @@ describe("the log sink", () => {
     expect(capture.chunks).toEqual([events.map((event) => `${JSON.stringify(event)}\n`).join("")]);
   });
 
-  it("leaves request and response bodies out while keepBodies says no, asked at each delivery", async () => {
+  it("leaves request and response bodies out where keepBodies says no, asked of each event", async () => {
     const capture = captureStdout();
     let keep = false;
     const sink = createLogSink({ keepBodies: () => keep });
@@ -86,6 +88,18 @@ describe("the log sink", () => {
     await sink.deliver([event], new AbortController().signal);
     await sink.close();
     expect(capture.chunks).toEqual([`${JSON.stringify({ ...event, data: { other: 1 } })}\n`, `${JSON.stringify(event)}\n`]);
+  });
+
+  it("as configured, keeps the bodies only of events emitted after logPrompt was turned on, whenever they are delivered", async () => {
+    const path = newFile();
+    const logging = { logPrompt: true, logPromptSince: Date.parse("2030-01-01T00:00:01.000Z") };
+    const sink = await createSink({ type: "log", path }, { logger: createLogger({ level: "silent" }), logging });
+    const at = (time: string): SignalEvent => ({ ...sampleEvents(1)[0], time, data: { body: { prompt: time } } });
+    await sink.deliver([at("2030-01-01T00:00:00.999Z"), at("2030-01-01T00:00:01.000Z")], new AbortController().signal);
+    logging.logPrompt = false;
+    await sink.deliver([at("2030-01-01T00:00:02.000Z")], new AbortController().signal);
+    await sink.close();
+    expect((await readLines(path)).map((event) => "body" in event.data)).toEqual([false, true, false]);
   });
 
   it("resolves only once standard output took the write, and a delivery aborted while waiting rejects", async () => {

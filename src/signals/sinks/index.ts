@@ -9,8 +9,9 @@ export async function createSink(config: SinkConfig, context: SinkContext): Prom
   switch (config.type) {
     case "log": {
       const { createLogSink } = await import("./log.js");
-      // The log sink is a log: prompt and answer bodies only while logging.logPrompt is on.
-      return createLogSink({ path: config.path, keepBodies: () => context.logging?.logPrompt ?? true });
+      // The log sink is a log: prompt and answer bodies only of events emitted while logging.logPrompt was on.
+      const { logging } = context;
+      return createLogSink({ path: config.path, keepBodies: (event) => logging === undefined || (logging.logPrompt && Date.parse(event.time) >= logging.logPromptSince) });
     }
     case "webhook": {
       const { createWebhookSink } = await import("./webhook.js");

@@ -6,8 +6,8 @@ import { abortedError, untilAborted } from "./abort.js";
 export interface LogSinkOptions {
   /** A file to append the lines to, relative to the working directory (its folder is created). Default: standard output. */
   path?: string;
-  /** Asked at each delivery whether events keep their request and response bodies (`data.body`). Default: always. */
-  keepBodies?: () => boolean;
+  /** Asked of each event as it is delivered whether it keeps its request and response bodies (`data.body`). Default: always. */
+  keepBodies?: (event: SignalEvent) => boolean;
 }
 
 /**
@@ -43,7 +43,7 @@ class LogSink implements SignalSink {
 
   constructor(
     writer: Writer,
-    readonly keepBodies: () => boolean,
+    readonly keepBodies: (event: SignalEvent) => boolean,
   ) {
     this.#writer = writer;
   }
@@ -53,8 +53,7 @@ class LogSink implements SignalSink {
     if (signal.aborted) return Promise.reject(abortedError(signal, "the log delivery"));
     let text: string;
     try {
-      const keep = this.keepBodies();
-      text = events.map((event) => `${JSON.stringify(keep ? event : withoutBody(event))}\n`).join("");
+      text = events.map((event) => `${JSON.stringify(this.keepBodies(event) ? event : withoutBody(event))}\n`).join("");
     } catch (error) {
       return Promise.reject(error);
     }

@@ -35,15 +35,18 @@ export interface ChildGateway {
 /**
  * Starts the built CLI (`npm run build` must have run, as `npm test` does) with this
  * configuration on an ephemeral port, its SQLite store holding `apiKey`, and resolves once it
- * logs that it listens.
+ * logs that it listens. With `restartIn` (a previous child's `dir`), it starts again there,
+ * on the files that one left, with the key already in its store.
  */
-export async function spawnGateway(config: ConfigInput, env: NodeJS.ProcessEnv = {}, apiKey: NewApiKeyMaterial = newApiKey()): Promise<ChildGateway> {
-  const dir = mkdtempSync(join(tmpdir(), "passthrough-child-"));
+export async function spawnGateway(config: ConfigInput, env: NodeJS.ProcessEnv = {}, apiKey: NewApiKeyMaterial = newApiKey(), restartIn?: string): Promise<ChildGateway> {
+  const dir = restartIn ?? mkdtempSync(join(tmpdir(), "passthrough-child-"));
   const file = join(dir, "passthrough.yaml");
   const database = { url: `sqlite:${join(dir, "passthrough.db")}` };
-  const store = await openStore(database.url);
-  await store.createKey({ id: apiKey.id, digest: apiKey.digest, name: "reliability" });
-  await store.close();
+  if (restartIn === undefined) {
+    const store = await openStore(database.url);
+    await store.createKey({ id: apiKey.id, digest: apiKey.digest, name: "reliability" });
+    await store.close();
+  }
   writeFileSync(file, stringify({ database, ...config, server: { port: 0, ...config.server } }));
   const child = spawn(process.execPath, [bin, "serve", "--config", file], {
     cwd: dir,

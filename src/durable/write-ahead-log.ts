@@ -1,0 +1,110 @@
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { unlink } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+
+/** Lines a process that did not stop cleanly left, and the files they came from. */
+export interface RecoveredLog {
+  /** Non-empty lines, oldest first; a line a crash cut short is among them, for the reader to refuse. */
+  readonly lines: string[];
+  readonly files: readonly string[];
+}
+
+/** A segment is closed past this size and deleted once all of it is released. */
+const SEGMENT_BYTES = 4 * 1024 * 1024;
+/** A wholly released segment is deleted and started afresh past this size, so an idle log stays small. */
+const RESET_BYTES = 64 * 1024;
+
+/**
+ * What a call's answer must not outrun: lines written to a file before `append` returns, so
+ * that they outlive the process (SIGKILL, an uncaught error; the kernel keeps what was
+ * written, but nothing is fsynced, so an OS crash may lose the last lines) until they are
+ * safe elsewhere, in the store or delivered. Each line carries a rising sequence number;
+ * `release(seq)` says every line up to it is safe, and segments wholly at or below it are
+ * deleted. The files are `<base>.<n>`; a process that died leaves them, and the next one with
+ * the same base reads them with `recover` and removes them once it has made them safe again.
+ */
+export class WriteAheadLog {
+  #fd: number | undefined;
+  #segment: number;
+  #size = 0;
+  #lastSeq = 0;
+  #released = 0;
+  #closed: Array<{ path: string; lastSeq: number }> = [];
+
+  /** Appends start after the highest segment number found, so a recovered log is never appended to. */
+  constructor(readonly base: string) {
+    this.#segment = Math.max(0, ...segmentsOf(base).map((segment) => segment.n));
+  }
+
+  /** What segments of `base` hold, oldest first. */
+  static recover(base: string): RecoveredLog {
+    const files = segmentsOf(base).map((segment) => segment.path);
+    const lines: string[] = [];
+    for (const file of files) {
+      for (const line of readFileSync(file, "utf8").split("\n")) if (line.length > 0) lines.push(line);
+    }
+    return { lines, files };
+  }
+
+  /** Deletes recovered segments once their lines are safe again. */
+  static remove(files: readonly string[]): void {
+    for (const file of files) unlinkSync(file);
+  }
+
+  /** Writes one line (no newline in it) before returning; throws what the disk throws. */
+  append(line: string, seq: number): void {
+    if (this.#fd === undefined) {
+      this.#segment++;
+      mkdirSync(dirname(this.base), { recursive: true });
+      this.#fd = openSync(this.#path(), "a");
+      this.#size = 0;
+    }
+    this.#size += writeSync(this.#fd, `${line}\n`);
+    this.#lastSeq = seq;
+    if (this.#size >= SEGMENT_BYTES) this.#rotate(false);
+  }
+
+  /** Every line up to `seq` is safe elsewhere. */
+  release(seq: number): void {
+    if (seq <= this.#released) return;
+    this.#released = seq;
+    while (this.#closed.length > 0 && this.#closed[0].lastSeq <= seq) {
+      const { path } = this.#closed.shift()!;
+      unlink(path).catch(() => undefined);
+    }
+    if (this.#fd !== undefined && this.#lastSeq <= seq && this.#size >= RESET_BYTES) this.#rotate(true);
+  }
+
+  /** Closes the file; deletes every segment when everything appended was released, else keeps them for the next start. */
+  close(): void {
+    if (this.#fd !== undefined) this.#rotate(this.#lastSeq <= this.#released);
+    if (this.#closed.every((segment) => segment.lastSeq <= this.#released)) {
+      for (const { path } of this.#closed.splice(0)) unlinkSync(path);
+    }
+  }
+
+  #rotate(released: boolean): void {
+    closeSync(this.#fd!);
+    this.#fd = undefined;
+    if (released) unlinkSync(this.#path());
+    else this.#closed.push({ path: this.#path(), lastSeq: this.#lastSeq });
+  }
+
+  #path(): string {
+    return `${this.base}.${this.#segment}`;
+  }
+}
+
+function segmentsOf(base: string): Array<{ path: string; n: number }> {
+  const prefix = `${basename(base)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dirname(base));
+  } catch {
+    return [];
+  }
+  return names
+    .filter((name) => name.startsWith(prefix) && /^\d+$/.test(name.slice(prefix.length)))
+    .map((name) => ({ path: join(dirname(base), name), n: Number(name.slice(prefix.length)) }))
+    .sort((a, b) => a.n - b.n);
+}
