@@ -129,16 +129,18 @@ export async function startSecondInstance(options: Pick<GatewayOptions, "root" |
 /**
  * Starts the same built gateway with authentication, the journal and every signal sink off
  * (gateway-off.mjs, in its own subfolder of the work dir, so with its own SQLite store); called
- * without an authorization header.
+ * without an authorization header. With `auth` (the "auth only" target), authentication is on,
+ * over the shipped gateway's key store (it runs in the work dir), and it is called with its key.
  */
-export async function startGatewayOff(options: GatewayOptions): Promise<GatewayHandle> {
+export async function startGatewayOff(options: GatewayOptions, auth = false): Promise<GatewayHandle> {
   if (!existsSync(path.join(options.root, "dist/server/gateway.js"))) throw new Error("dist/server/gateway.js does not exist (the gateway is not built)");
-  const dir = path.join(options.workDir, "all-off");
+  const dir = path.join(options.workDir, auth ? "auth-only" : "all-off");
   mkdirSync(dir, { recursive: true });
   const config = writeConfig(options, dir, "{ sinks: [] }");
   const port = await freePort();
   const launcher = path.join(options.root, "test/bench/gateway-off.mjs");
-  const child = await spawnHealthy([launcher, "--config", config, "--port", String(port)], port, dir, options.startTimeoutMs);
+  const args = [launcher, "--config", config, "--port", String(port), ...(auth ? ["--auth"] : [])];
+  const child = await spawnHealthy(args, port, dir, options.startTimeoutMs, auth ? options.workDir : dir);
   return { child, port, notes: [] };
 }
 

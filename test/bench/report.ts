@@ -12,6 +12,10 @@ export const GATEWAY_CONNECT = "gateway Connect";
 export const GATEWAY_OFF = "gateway, all off";
 export const GATEWAY_OFF_GRPC = "gateway gRPC, all off";
 export const GATEWAY_OFF_CONNECT = "gateway Connect, all off";
+/** The all-off gateway with authentication on (gateway-off.mjs --auth), called with the shipped gateway's key. */
+export const GATEWAY_AUTH = "gateway, auth only";
+export const GATEWAY_AUTH_GRPC = "gateway gRPC, auth only";
+export const GATEWAY_AUTH_CONNECT = "gateway Connect, auth only";
 /** The cluster scenario's targets: deploy/haproxy.cfg in front of one shipped instance, and of two. */
 export const BEHIND_HAPROXY_1 = "HAProxy → 1 instance";
 export const BEHIND_HAPROXY_2 = "HAProxy → 2 instances";
@@ -118,7 +122,8 @@ function table(title: string, note: string, header: string[], rows: string[][]):
 }
 
 /** The REST row a gRPC or Connect row is compared with: the all-off gateway's for the all-off rows. */
-const gatewayRestOf = (target: string): string => (target === GATEWAY_OFF_GRPC || target === GATEWAY_OFF_CONNECT ? GATEWAY_OFF : GATEWAY);
+const gatewayRestOf = (target: string): string =>
+  target === GATEWAY_OFF_GRPC || target === GATEWAY_OFF_CONNECT ? GATEWAY_OFF : target === GATEWAY_AUTH_GRPC || target === GATEWAY_AUTH_CONNECT ? GATEWAY_AUTH : GATEWAY;
 
 function unaryTable(results: Results, scenario: ScenarioKey, title: string, note: string, references: Array<[ScenarioKey, string, string]>): string {
   const withGatewayRest = scenario === "grpc" || scenario === "connect";
@@ -198,23 +203,24 @@ function streamsTable(results: Results, count: number): string {
   );
 }
 
-/** The protocols of the "what everything on costs" table: scenario, shipped target, all-off target. */
-const COSTED: Array<[string, ScenarioKey, string, string]> = [
-  ["REST", "rest", GATEWAY, GATEWAY_OFF],
-  ["gRPC", "grpc", GATEWAY_GRPC, GATEWAY_OFF_GRPC],
-  ["Connect", "connect", GATEWAY_CONNECT, GATEWAY_OFF_CONNECT],
+/** The protocols of the "what everything on costs" table: scenario, shipped, all-off and auth-only targets. */
+const COSTED: Array<[string, ScenarioKey, string, string, string]> = [
+  ["REST", "rest", GATEWAY, GATEWAY_OFF, GATEWAY_AUTH],
+  ["gRPC", "grpc", GATEWAY_GRPC, GATEWAY_OFF_GRPC, GATEWAY_AUTH_GRPC],
+  ["Connect", "connect", GATEWAY_CONNECT, GATEWAY_OFF_CONNECT, GATEWAY_AUTH_CONNECT],
 ];
 
 /** The gateway as shipped beside the same gateway with everything off, per protocol. */
 function costTable(results: Results): string {
   const bare: [ScenarioKey, string] = ["rest", BARE];
-  const header = ["protocol", "CPU µs/call as shipped", "CPU µs/call all off", "added µs/call", "as shipped ÷ all off", "as shipped ÷ bare proxy", "all off ÷ bare proxy", "req/s as shipped ÷ all off"];
-  const rows = COSTED.filter(([, scenario, on, off]) => results.has(scenario, on) && results.has(scenario, off)).map(([protocol, scenario, on, off]) => [
+  const header = ["protocol", "CPU µs/call as shipped", "CPU µs/call all off", "added µs/call", "as shipped ÷ all off", "auth only ÷ all off", "as shipped ÷ bare proxy", "all off ÷ bare proxy", "req/s as shipped ÷ all off"];
+  const rows = COSTED.filter(([, scenario, on, off]) => results.has(scenario, on) && results.has(scenario, off)).map(([protocol, scenario, on, off, auth]) => [
     protocol,
     fixed(results.median(scenario, on, "cpuUsPerCall"), 1),
     fixed(results.median(scenario, off, "cpuUsPerCall"), 1),
     fixed(results.difference([scenario, on], [scenario, off], "cpuUsPerCall"), 1),
     times(results.ratio([scenario, on], [scenario, off], "cpuUsPerCall")),
+    times(results.ratio([scenario, auth], [scenario, off], "cpuUsPerCall")),
     times(results.ratio([scenario, on], bare, "cpuUsPerCall")),
     times(results.ratio([scenario, off], bare, "cpuUsPerCall")),
     times(results.ratio([scenario, on], [scenario, off], "rps")),
@@ -225,7 +231,7 @@ function costTable(results: Results): string {
     : "";
   return `${table(
     "What everything on costs",
-    "As shipped: authentication with a cached API key, the journal (SQLite in the work dir) and the log signal sink (to a file); all off: the same build through `gateway-off.mjs` (`authenticate: false`, `journal: false`, `signals.sinks: []`), called without a key. CPU of the gateway process per call; added µs and ratios are medians of the per-round differences and ratios; the bare proxy's figure is its REST run of the same round.",
+    "As shipped: authentication with a cached API key, the journal (SQLite in the work dir) and the log signal sink (to a file), with their write-ahead logs; all off: the same build through `gateway-off.mjs` (`authenticate: false`, `journal: false`, `signals.sinks: []`), called without a key; auth only: `gateway-off.mjs --auth`, authentication on over the shipped gateway's key store, called with its key. CPU of the gateway process per call; added µs and ratios are medians of the per-round differences and ratios; the bare proxy's figure is its REST run of the same round.",
     header,
     rows,
   )}${restShare}`;
@@ -268,9 +274,10 @@ export function tables(results: Results, settings: { connections: number; grpcCh
     ["rest", BARE, "bare proxy (REST, ref.)"],
     ["rest", GATEWAY, "gateway REST (ref.)"],
     ["rest", GATEWAY_OFF, "gateway REST, all off (ref.)"],
+    ["rest", GATEWAY_AUTH, "gateway REST, auth only (ref.)"],
     ...extra,
   ];
-  const againstRest = "the REST rows of the same rounds are the references; \"vs gateway REST\" of an all-off row is against the all-off REST row.";
+  const againstRest = "the REST rows of the same rounds are the references; \"vs gateway REST\" of an all-off or auth-only row is against the REST row of the same kind.";
   return [
     costTable(results),
     unaryTable(results, "rest", `REST unary (c=${c})`, "`POST /api/v1/prompts/passthrough/bench/` on the gateways; `POST /v1/chat/completions` direct and through the bare proxy.", [
@@ -278,6 +285,7 @@ export function tables(results: Results, settings: { connections: number; grpcCh
       ["rest", BARE, BARE],
       ["rest", GATEWAY, GATEWAY],
       ["rest", GATEWAY_OFF, GATEWAY_OFF],
+      ["rest", GATEWAY_AUTH, GATEWAY_AUTH],
     ]),
     unaryTable(results, "rest-c1", "REST unary latency at concurrency 1", "Added latency is the gateway's p99 minus direct's p99, same round.", [
       ["rest-c1", DIRECT, DIRECT],
@@ -293,6 +301,7 @@ export function tables(results: Results, settings: { connections: number; grpcCh
       refs([
         ["grpc", GATEWAY_GRPC, GATEWAY_GRPC],
         ["grpc", GATEWAY_OFF_GRPC, GATEWAY_OFF_GRPC],
+        ["grpc", GATEWAY_AUTH_GRPC, GATEWAY_AUTH_GRPC],
       ]),
     ),
     unaryTable(
@@ -303,6 +312,7 @@ export function tables(results: Results, settings: { connections: number; grpcCh
       refs([
         ["connect", GATEWAY_CONNECT, GATEWAY_CONNECT],
         ["connect", GATEWAY_OFF_CONNECT, GATEWAY_OFF_CONNECT],
+        ["connect", GATEWAY_AUTH_CONNECT, GATEWAY_AUTH_CONNECT],
       ]),
     ),
     sseTable(results, c),
@@ -334,6 +344,10 @@ export function keyFigures(results: Results) {
     restCpuOnVsOff: results.ratio(["rest", GATEWAY], ["rest", GATEWAY_OFF], "cpuUsPerCall"),
     grpcCpuOnVsOff: results.ratio(["grpc", GATEWAY_GRPC], ["grpc", GATEWAY_OFF_GRPC], "cpuUsPerCall"),
     connectCpuOnVsOff: results.ratio(["connect", GATEWAY_CONNECT], ["connect", GATEWAY_OFF_CONNECT], "cpuUsPerCall"),
+    // What authentication alone costs: absent in runs without the auth-only gateway.
+    restCpuAuthVsOff: results.ratio(["rest", GATEWAY_AUTH], ["rest", GATEWAY_OFF], "cpuUsPerCall"),
+    grpcCpuAuthVsOff: results.ratio(["grpc", GATEWAY_AUTH_GRPC], ["grpc", GATEWAY_OFF_GRPC], "cpuUsPerCall"),
+    connectCpuAuthVsOff: results.ratio(["connect", GATEWAY_AUTH_CONNECT], ["connect", GATEWAY_OFF_CONNECT], "cpuUsPerCall"),
     ttfbVsBare: results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP50"),
     ttfbP99VsBare: results.difference(["sse-seq", GATEWAY], ["sse-seq", BARE], "ttfbP99"),
     sseCpu: results.median("sse-seq", GATEWAY, "cpuUsPerCall"),
@@ -364,6 +378,18 @@ export function verdicts(results: Results, settings: { streams: number }): Verdi
     // req/s on 2 shared cores also measures the load generator (grpc-js costs more per call than autocannon).
     verdict("gRPC unary gateway CPU per call ≤ 2× REST's", results.has("grpc", GATEWAY_GRPC) && gatewayRest, k.grpcCpu <= 2 * k.restCpu, `${fixed(k.grpcCpu, 1)} µs/call, ${fixed(k.grpcCpu / k.restCpu, 2)}× REST's`),
     verdict("Connect unary ≥ half the REST req/s", results.has("connect", GATEWAY_CONNECT) && gatewayRest, k.connectVsRest >= 0.5, `${percent(k.connectVsRest)} of gateway REST`),
+    verdict(
+      "authentication (cached key) ≤ 5% more gateway CPU per call than all off (REST, gRPC, Connect)",
+      Number.isFinite(k.restCpuAuthVsOff),
+      Math.max(k.restCpuAuthVsOff, k.grpcCpuAuthVsOff, k.connectCpuAuthVsOff) <= 1.05,
+      `REST ${times(k.restCpuAuthVsOff)}, gRPC ${times(k.grpcCpuAuthVsOff)}, Connect ${times(k.connectCpuAuthVsOff)}`,
+    ),
+    verdict(
+      "everything on ≤ 25% more gateway CPU per call than all off (REST, gRPC, Connect)",
+      Number.isFinite(k.restCpuOnVsOff),
+      Math.max(k.restCpuOnVsOff, k.grpcCpuOnVsOff, k.connectCpuOnVsOff) <= 1.25,
+      `REST ${times(k.restCpuOnVsOff)}, gRPC ${times(k.grpcCpuOnVsOff)}, Connect ${times(k.connectCpuOnVsOff)}`,
+    ),
     verdict("SSE time to first byte within 1 ms of the bare proxy's (p50, c=1)", results.has("sse-seq", GATEWAY) && results.has("sse-seq", BARE), k.ttfbVsBare <= 1, `${plusMs(k.ttfbVsBare)} (p99 ${plusMs(k.ttfbP99VsBare)})`),
     verdict(
       `${settings.streams.toLocaleString("en-US")} concurrent open streams: gateway peak RSS < 250 MB (all completed)`,
@@ -390,6 +416,7 @@ const COMPARED: Array<{ label: string; figure: keyof KeyFigures; format: (value:
   { label: "REST CPU per call, as shipped ÷ all off", figure: "restCpuOnVsOff", format: times, better: "lower" },
   { label: "gRPC CPU per call, as shipped ÷ all off", figure: "grpcCpuOnVsOff", format: times, better: "lower" },
   { label: "Connect CPU per call, as shipped ÷ all off", figure: "connectCpuOnVsOff", format: times, better: "lower" },
+  { label: "REST CPU per call, auth only ÷ all off", figure: "restCpuAuthVsOff", format: times, better: "lower" },
   { label: "SSE first byte vs the bare proxy (p50, c=1)", figure: "ttfbVsBare", format: plusMs, better: "lower" },
   { label: "SSE gateway CPU µs/stream", figure: "sseCpu", format: (value) => fixed(value, 0), better: "lower" },
   { label: "1,000 open streams, peak RSS MB", figure: "streamsRss", format: (value) => fixed(value, 0), better: "lower" },

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { haproxyMissing, startBalancer, type Balancer } from "./balancer.js";
 import { buildGateway, setsSignals, startGateway, startGatewayOff, startSecondInstance, type GatewayHandle } from "./gateway.js";
 import { killAllChildren, startPortPrinter, stopChild } from "./proc.js";
-import { BARE, BEHIND_HAPROXY_1, BEHIND_HAPROXY_2, comparisonTable, DIRECT, GATEWAY, GATEWAY_CONNECT, GATEWAY_GRPC, GATEWAY_OFF, GATEWAY_OFF_CONNECT, GATEWAY_OFF_GRPC, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
+import { BARE, BEHIND_HAPROXY_1, BEHIND_HAPROXY_2, comparisonTable, DIRECT, GATEWAY, GATEWAY_AUTH, GATEWAY_AUTH_CONNECT, GATEWAY_AUTH_GRPC, GATEWAY_CONNECT, GATEWAY_GRPC, GATEWAY_OFF, GATEWAY_OFF_CONNECT, GATEWAY_OFF_GRPC, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
 import { Bench, type HttpTarget } from "./scenarios.js";
 import { chatBody, readSettings } from "./settings.js";
 import { runSoak } from "./soak.js";
@@ -103,6 +103,7 @@ async function main(): Promise<void> {
 
     let gateway: GatewayHandle | undefined;
     let gatewayOff: GatewayHandle | undefined;
+    let gatewayAuth: GatewayHandle | undefined;
     if (!settings.gateway) {
       bench.notes.push("gateway skipped: BENCH_GATEWAY=0.");
     } else {
@@ -131,6 +132,12 @@ async function main(): Promise<void> {
           gatewayOff = await startGatewayOff(gatewayOptions);
           servers.push(gatewayOff.child);
           log(`gateway, all off listening on ${gatewayOff.port} (pid ${gatewayOff.child.pid})`);
+          // Authentication alone needs the key the shipped gateway's store holds.
+          if (gateway?.authorization) {
+            gatewayAuth = { ...(await startGatewayOff(gatewayOptions, true)), authorization: gateway.authorization };
+            servers.push(gatewayAuth.child);
+            log(`gateway, auth only listening on ${gatewayAuth.port} (pid ${gatewayAuth.child.pid})`);
+          }
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
           bench.notes.push(`GATEWAY, ALL OFF NOT MEASURED: it did not start (${message.replace(/\s*\n\s*/g, " ")}).`);
@@ -163,8 +170,8 @@ async function main(): Promise<void> {
     const auth: Record<string, string> = gateway?.authorization ? { authorization: gateway.authorization } : {};
     const pidOf = (child: ChildProcess): number => child.pid ?? -1;
     const restUrl = (handle: GatewayHandle, slow: boolean): string => `http://127.0.0.1:${handle.port}/api/v1/prompts/passthrough/${slow ? "benchslow" : "bench"}/`;
-    /** The REST targets in the order of every round; the all-off gateway only where `withOff`. */
-    const targets = (slow: boolean, withOff: boolean): HttpTarget[] => {
+    /** The REST targets in the order of every round; the all-off gateway only where `withOff`, the auth-only one where `withAuth`. */
+    const targets = (slow: boolean, withOff: boolean, withAuth = false): HttpTarget[] => {
       const upstream = slow ? slowProvider : provider;
       const proxy = slow ? slowBare : bare;
       const list: HttpTarget[] = [];
@@ -172,6 +179,7 @@ async function main(): Promise<void> {
       if (proxy) list.push({ name: BARE, pid: pidOf(proxy.child), url: `http://127.0.0.1:${proxy.port}/v1/chat/completions`, headers: json });
       if (gateway) list.push({ name: GATEWAY, pid: pidOf(gateway.child), url: restUrl(gateway, slow), headers: { ...json, ...auth } });
       if (gatewayOff && withOff) list.push({ name: GATEWAY_OFF, pid: pidOf(gatewayOff.child), url: restUrl(gatewayOff, slow), headers: json });
+      if (gatewayAuth && withAuth) list.push({ name: GATEWAY_AUTH, pid: pidOf(gatewayAuth.child), url: restUrl(gatewayAuth, slow), headers: { ...json, ...auth } });
       return list;
     };
     const body = JSON.stringify(chatBody);
@@ -185,16 +193,18 @@ async function main(): Promise<void> {
     const connectTargets = [
       ...(gateway ? [connectTarget(GATEWAY_CONNECT, gateway, { ...connectHeaders, ...auth })] : []),
       ...(gatewayOff ? [connectTarget(GATEWAY_OFF_CONNECT, gatewayOff, connectHeaders)] : []),
+      ...(gatewayAuth ? [connectTarget(GATEWAY_AUTH_CONNECT, gatewayAuth, { ...connectHeaders, ...auth })] : []),
     ];
     const grpcTargets: Array<{ handle: GatewayHandle; name: string }> = [];
     if (gateway) grpcTargets.push({ handle: gateway, name: GATEWAY_GRPC });
     if (gatewayOff) grpcTargets.push({ handle: gatewayOff, name: GATEWAY_OFF_GRPC });
+    if (gatewayAuth) grpcTargets.push({ handle: gatewayAuth, name: GATEWAY_AUTH_GRPC });
     const connectBody = JSON.stringify({ providerName: "bench", body: chatBody });
 
     const unary = ["rest", "grpc", "connect"].some((name) => settings.scenarios.has(name));
     for (let round = 1; unary && round <= settings.rounds; round++) {
       log(`unary, round ${round}/${settings.rounds}`);
-      for (const target of targets(false, true)) await attempt(bench, `rest ${target.name}`, () => bench.http("rest", round, target, settings.connections, body));
+      for (const target of targets(false, true, true)) await attempt(bench, `rest ${target.name}`, () => bench.http("rest", round, target, settings.connections, body));
       if (settings.scenarios.has("grpc")) {
         for (const { handle, name } of grpcTargets) await attempt(bench, `grpc ${name}`, () => bench.grpc(round, handle, name));
       }
@@ -229,6 +239,7 @@ async function main(): Promise<void> {
     }
     if (gateway && gateway.child.exitCode !== null) bench.notes.push(`the gateway exited during the benchmark (code ${gateway.child.exitCode}); see its log.`);
     if (gatewayOff && gatewayOff.child.exitCode !== null) bench.notes.push(`the gateway, all off exited during the benchmark (code ${gatewayOff.child.exitCode}); see its log.`);
+    if (gatewayAuth && gatewayAuth.child.exitCode !== null) bench.notes.push(`the gateway, auth only exited during the benchmark (code ${gatewayAuth.child.exitCode}); see its log.`);
 
     const foreign = bench.records.map((record) => record.foreignCpuPct).filter(Number.isFinite);
     if (foreign.length && Math.max(...foreign) > 10) {
