@@ -1,6 +1,7 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
+import type { Logger } from "../logging/logger.js";
 
 /** Lines a process that did not stop cleanly left, and the files they came from. */
 export interface RecoveredLog {
@@ -14,6 +15,8 @@ const SEGMENT_BYTES = 4 * 1024 * 1024;
 /** A wholly released segment is deleted and started afresh past this size, so an idle log stays small. */
 const RESET_BYTES = 64 * 1024;
 
+const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
+
 /**
  * What a call's answer must not outrun: lines written to a file before `append` returns, so
  * that they outlive the process (SIGKILL, an uncaught error; the kernel keeps what was
@@ -22,6 +25,7 @@ const RESET_BYTES = 64 * 1024;
  * `release(seq)` says every line up to it is safe, and segments wholly at or below it are
  * deleted. The files are `<base>.<n>`; a process that died leaves them, and the next one with
  * the same base reads them with `recover` and removes them once it has made them safe again.
+ * A disk that fails is logged (once per outage) and never thrown: the lines then live in memory only.
  */
 export class WriteAheadLog {
   #fd: number | undefined;
@@ -30,9 +34,14 @@ export class WriteAheadLog {
   #lastSeq = 0;
   #released = 0;
   #closed: Array<{ path: string; lastSeq: number }> = [];
+  #failing = false;
 
-  /** Appends start after the highest segment number found, so a recovered log is never appended to. */
-  constructor(readonly base: string) {
+  /** Appends start after the highest segment number found, so a recovered log is never appended to. `name` says whose log it is in log lines. */
+  constructor(
+    readonly base: string,
+    readonly name: string,
+    readonly logger: Logger,
+  ) {
     this.#segment = Math.max(0, ...segmentsOf(base).map((segment) => segment.n));
   }
 
@@ -51,17 +60,24 @@ export class WriteAheadLog {
     for (const file of files) unlinkSync(file);
   }
 
-  /** Writes one line (no newline in it) before returning; throws what the disk throws. */
+  /** Writes one line (no newline in it) before returning. */
   append(line: string, seq: number): void {
-    if (this.#fd === undefined) {
-      this.#segment++;
-      mkdirSync(dirname(this.base), { recursive: true });
-      this.#fd = openSync(this.#path(), "a");
-      this.#size = 0;
+    try {
+      if (this.#fd === undefined) {
+        this.#segment++;
+        mkdirSync(dirname(this.base), { recursive: true });
+        this.#fd = openSync(this.#path(), "a");
+        this.#size = 0;
+      }
+      this.#size += writeSync(this.#fd, `${line}\n`);
+      this.#lastSeq = seq;
+      if (this.#size >= SEGMENT_BYTES) this.#rotate(false);
+      if (this.#failing) this.logger.info({ file: this.base }, `${this.name} write-ahead log writable again`);
+      this.#failing = false;
+    } catch (error) {
+      if (!this.#failing) this.logger.error({ file: this.base, error: messageOf(error) }, `${this.name} write-ahead log could not be written: what waits in memory dies with the process`);
+      this.#failing = true;
     }
-    this.#size += writeSync(this.#fd, `${line}\n`);
-    this.#lastSeq = seq;
-    if (this.#size >= SEGMENT_BYTES) this.#rotate(false);
   }
 
   /** Every line up to `seq` is safe elsewhere. */
@@ -72,14 +88,24 @@ export class WriteAheadLog {
       const { path } = this.#closed.shift()!;
       unlink(path).catch(() => undefined);
     }
-    if (this.#fd !== undefined && this.#lastSeq <= seq && this.#size >= RESET_BYTES) this.#rotate(true);
+    if (this.#fd !== undefined && this.#lastSeq <= seq && this.#size >= RESET_BYTES) this.#guard("trimmed", () => this.#rotate(true));
   }
 
   /** Closes the file; deletes every segment when everything appended was released, else keeps them for the next start. */
   close(): void {
-    if (this.#fd !== undefined) this.#rotate(this.#lastSeq <= this.#released);
-    if (this.#closed.every((segment) => segment.lastSeq <= this.#released)) {
-      for (const { path } of this.#closed.splice(0)) unlinkSync(path);
+    this.#guard("closed; the next start replays it", () => {
+      if (this.#fd !== undefined) this.#rotate(this.#lastSeq <= this.#released);
+      if (this.#closed.every((segment) => segment.lastSeq <= this.#released)) {
+        for (const { path } of this.#closed.splice(0)) unlinkSync(path);
+      }
+    });
+  }
+
+  #guard(what: string, operation: () => void): void {
+    try {
+      operation();
+    } catch (error) {
+      this.logger.error({ file: this.base, error: messageOf(error) }, `${this.name} write-ahead log could not be ${what}`);
     }
   }
 

@@ -79,7 +79,6 @@ class Writer implements JournalWriter {
   readonly #opt: ValidJournalWriterOptions;
   readonly #spool: SpoolFile;
   readonly #writeAhead: WriteAheadLog | undefined;
-  #writeAheadFailing = false;
   /** Waiting for the store, oldest first; a batch in flight stays at its head until confirmed. */
   #queue: Item[] = [];
   #queuedBytes = 0;
@@ -125,7 +124,7 @@ class Writer implements JournalWriter {
       logger.warn({ spoolFile, error: messageOf(error) }, "journal spool folder or file unusable; entries are dropped if the store fails");
     }
     this.#spool = new SpoolFile(spoolFile, recovered);
-    this.#writeAhead = writeAheadFile === undefined ? undefined : new WriteAheadLog(writeAheadFile);
+    this.#writeAhead = writeAheadFile === undefined ? undefined : new WriteAheadLog(writeAheadFile, "journal", logger);
     if (recovered > 0) {
       logger.info({ spoolFile, bytes: recovered }, "journal spool found: replaying it");
       this.#spooling = true;
@@ -212,12 +211,8 @@ class Writer implements JournalWriter {
     await within(this.#spool.close(), remaining()).catch((error: unknown) => {
       this.#opt.logger.error({ spoolFile: this.#opt.spoolFile, error: messageOf(error) }, "journal spool could not be synced at close");
     });
-    try {
-      this.#writeAhead?.release(this.#seq);
-      this.#writeAhead?.close();
-    } catch (error) {
-      this.#opt.logger.error({ error: messageOf(error) }, "journal write-ahead log could not be closed; the next start replays it (the store skips what it has)");
-    }
+    this.#writeAhead?.release(this.#seq);
+    this.#writeAhead?.close();
     for (const waiter of this.#waiters.splice(0)) waiter.resolve();
   }
 
@@ -230,16 +225,7 @@ class Writer implements JournalWriter {
     } catch {
       return undefined; // dropped, counted, when it reaches the spool
     }
-    try {
-      this.#writeAhead.append(line, seq);
-      if (this.#writeAheadFailing) this.#opt.logger.info({}, "journal write-ahead log writable again");
-      this.#writeAheadFailing = false;
-    } catch (error) {
-      if (!this.#writeAheadFailing) {
-        this.#opt.logger.error({ error: messageOf(error) }, "journal write-ahead log could not be written: entries in memory die with the process");
-      }
-      this.#writeAheadFailing = true;
-    }
+    this.#writeAhead.append(line, seq);
     return line;
   }
 
@@ -279,7 +265,7 @@ class Writer implements JournalWriter {
   /** Releases what left memory from the write-ahead log, and resolves the flushes whose entries all did. */
   #settle(): void {
     const oldest = Math.min(this.#queue[0]?.seq ?? Infinity, this.#appending[0]?.seq ?? Infinity, this.#pending[0]?.seq ?? Infinity);
-    this.#releaseWriteAhead(oldest === Infinity ? this.#seq : oldest - 1);
+    this.#writeAhead?.release(oldest === Infinity ? this.#seq : oldest - 1);
     if (this.#waiters.length === 0) return;
     const ready = this.#waiters.filter((waiter) => waiter.seq < oldest);
     if (ready.length === 0) return;
@@ -291,14 +277,6 @@ class Writer implements JournalWriter {
         ready.forEach((waiter) => waiter.resolve());
       },
     );
-  }
-
-  #releaseWriteAhead(seq: number): void {
-    try {
-      this.#writeAhead?.release(seq);
-    } catch (error) {
-      this.#opt.logger.error({ error: messageOf(error) }, "journal write-ahead log could not be trimmed");
-    }
   }
 
   #scheduleAppend(): void {

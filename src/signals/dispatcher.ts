@@ -68,19 +68,14 @@ export function createSignalDispatcher(options: DispatcherOptions): SignalDispat
   for (const sink of options.sinks) counts.set(sink.name, (counts.get(sink.name) ?? 0) + 1);
   const seen = new Map<string, number>();
   const { logger, writeAheadFile } = options;
-  const writeAhead = writeAheadFile === undefined || options.sinks.length === 0 ? undefined : new WriteAheadLog(writeAheadFile);
+  const writeAhead = writeAheadFile === undefined || options.sinks.length === 0 ? undefined : new WriteAheadLog(writeAheadFile, "signals'", logger);
   let seq = 0;
   let closing = false;
-  let writeAheadFailing = false;
   // Every sink has taken each event up to the oldest one still queued anywhere.
   const delivered = () => {
     if (writeAhead === undefined || closing) return;
     const oldest = Math.min(...lanes.map((lane) => lane.oldestSeq));
-    try {
-      writeAhead.release(oldest === Infinity ? seq : oldest - 1);
-    } catch (error) {
-      logger.error({ error: messageOf(error) }, "signals' write-ahead log could not be trimmed");
-    }
+    writeAhead.release(oldest === Infinity ? seq : oldest - 1);
   };
   const lanes = options.sinks.map((sink) => {
     const n = (seen.get(sink.name) ?? 0) + 1;
@@ -91,16 +86,7 @@ export function createSignalDispatcher(options: DispatcherOptions): SignalDispat
     seq++;
     for (const lane of lanes) lane.push(event, weight, seq);
   };
-  const append = (line: string) => {
-    try {
-      writeAhead!.append(line, seq);
-      if (writeAheadFailing) logger.info({}, "signals' write-ahead log writable again");
-      writeAheadFailing = false;
-    } catch (error) {
-      if (!writeAheadFailing) logger.error({ error: messageOf(error) }, "signals' write-ahead log could not be written: queued events die with the process");
-      writeAheadFailing = true;
-    }
-  };
+  const append = (line: string) => writeAhead!.append(line, seq);
   if (writeAhead !== undefined) recoverWriteAhead(writeAhead.base, emit, append, logger);
   return {
     emit,
@@ -121,11 +107,7 @@ export function createSignalDispatcher(options: DispatcherOptions): SignalDispat
       closing = true;
       if (discarded === 0) writeAhead.release(seq);
       else logger.warn({ events: discarded, writeAheadFile }, "signals not delivered before the shutdown deadline stay in the write-ahead log: the next start delivers them");
-      try {
-        writeAhead.close();
-      } catch (error) {
-        logger.error({ error: messageOf(error) }, "signals' write-ahead log could not be closed; the next start delivers it again");
-      }
+      writeAhead.close();
     },
   };
 }

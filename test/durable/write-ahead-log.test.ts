@@ -1,8 +1,12 @@
-import { existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { WriteAheadLog } from "../../src/durable/write-ahead-log.js";
+import { createLogger } from "../../src/logging/logger.js";
+import { captureLogger } from "../journal/support.js";
+
+const logger = createLogger({ level: "silent" });
 
 const newBase = () => join(mkdtempSync(join(tmpdir(), "passthrough-wal-")), "wal", "instance.wal");
 const files = (base: string) => (existsSync(join(base, "..")) ? readdirSync(join(base, "..")) : []);
@@ -11,7 +15,7 @@ const line = (n: number) => JSON.stringify({ n, body: "x".repeat(1000) });
 describe("the write-ahead log", () => {
   it("has every appended line on disk as append returns: a log never closed is recovered whole, in order", () => {
     const base = newBase();
-    const log = new WriteAheadLog(base);
+    const log = new WriteAheadLog(base, "test", logger);
     for (let n = 1; n <= 10; n++) log.append(line(n), n);
     // Nothing closed it: as after a SIGKILL, the next process reads what is there.
     expect(WriteAheadLog.recover(base).lines).toEqual(Array.from({ length: 10 }, (_, i) => line(i + 1)));
@@ -19,7 +23,7 @@ describe("the write-ahead log", () => {
 
   it("lets go of what was released: wholly released segments are deleted, so a busy log stays small", () => {
     const base = newBase();
-    const log = new WriteAheadLog(base);
+    const log = new WriteAheadLog(base, "test", logger);
     // 10,000 lines of 1 KB, released as they go, as a store confirming batches does.
     for (let n = 1; n <= 10_000; n++) {
       log.append(line(n), n);
@@ -34,7 +38,7 @@ describe("the write-ahead log", () => {
 
   it("keeps across segments what was not released: a long outage is recovered whole", () => {
     const base = newBase();
-    const log = new WriteAheadLog(base);
+    const log = new WriteAheadLog(base, "test", logger);
     for (let n = 1; n <= 10_000; n++) log.append(line(n), n);
     expect(files(base).length).toBeGreaterThan(1);
     const { lines } = WriteAheadLog.recover(base);
@@ -45,14 +49,14 @@ describe("the write-ahead log", () => {
 
   it("removes its files on a close after everything was released, and keeps them otherwise", () => {
     const released = newBase();
-    const one = new WriteAheadLog(released);
+    const one = new WriteAheadLog(released, "test", logger);
     one.append(line(1), 1);
     one.release(1);
     one.close();
     expect(files(released)).toEqual([]);
 
     const kept = newBase();
-    const two = new WriteAheadLog(kept);
+    const two = new WriteAheadLog(kept, "test", logger);
     two.append(line(1), 1);
     two.append(line(2), 2);
     two.release(1);
@@ -62,13 +66,27 @@ describe("the write-ahead log", () => {
 
   it("appends after the segments a previous process left, which recover reads and remove deletes", () => {
     const base = newBase();
-    const dead = new WriteAheadLog(base);
+    const dead = new WriteAheadLog(base, "test", logger);
     dead.append(line(1), 1);
-    const next = new WriteAheadLog(base);
+    const next = new WriteAheadLog(base, "test", logger);
     const recovered = WriteAheadLog.recover(base);
     next.append(line(2), 1);
     WriteAheadLog.remove(recovered.files);
     expect(recovered.lines).toEqual([line(1)]);
     expect(WriteAheadLog.recover(base).lines).toEqual([line(2)]);
+  });
+
+  it("never throws when the disk refuses: it logs once per outage, and again when it writes", () => {
+    const dir = mkdtempSync(join(tmpdir(), "passthrough-wal-"));
+    writeFileSync(join(dir, "not-a-folder"), "");
+    const log = captureLogger();
+    const broken = new WriteAheadLog(join(dir, "not-a-folder", "instance.wal"), "test", log.logger);
+    expect(() => {
+      broken.append(line(1), 1);
+      broken.append(line(2), 2);
+      broken.release(2);
+      broken.close();
+    }).not.toThrow();
+    expect(log.lines.filter((entry) => String(entry.msg).includes("could not be written"))).toHaveLength(1);
   });
 });
