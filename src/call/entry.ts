@@ -1,11 +1,11 @@
 import type { DescMethod, DescService } from "@bufbuild/protobuf";
 import type { ConnectError } from "@connectrpc/connect";
 import { requestHeaders, type NodeRequest } from "../node-http/request.js";
-import type { NodeResponse } from "../node-http/response.js";
+import { beforeEnd, type NodeResponse } from "../node-http/response.js";
 import type { HeaderStage } from "./header-stage.js";
 import { JOURNAL_KEY_HEADER } from "./journal-key.js";
 import type { Door, Protocol } from "./protocol.js";
-import type { CallRecord, CallTracker, TrackedCall } from "./record.js";
+import type { CallRecord, CallTracker } from "./record.js";
 
 /** What a door makes of a request it serves. */
 export interface DoorMatch {
@@ -58,7 +58,11 @@ export function createEntry({ doors, tracker, headerStage, services }: EntryOpti
     }
     const call = tracker.start({ protocol: match.protocol, door: match.door, method, route: match.route, requestHeader: requestHeaders(req) });
     res.setHeader(JOURNAL_KEY_HEADER, call.journalKey);
-    endBeforeLastBytes(res, call);
+    // The record ends as the door ends the response, before its last bytes go: the record's end
+    // listeners (the journal's and the signals' write-ahead logs among them) have run before the
+    // caller can have the whole answer, so a caller that has it never loses its entry or signals
+    // to a crash that follows. A response already destroyed ends its record as cut short.
+    beforeEnd(res, () => call.end(!("stream" in res ? res.stream.destroyed : res.destroyed)));
     // 'close' comes once per response: this ends a record that was never answered.
     res.once("close", () => call.end(res.writableEnded));
     const door = match;
@@ -70,21 +74,5 @@ export function createEntry({ doors, tracker, headerStage, services }: EntryOpti
     if (refusal instanceof Promise) void refusal.then(serve);
     else serve(refusal);
     return true;
-  };
-}
-
-/**
- * Ends the record as the door ends the response, just before its last bytes are handed over
- * (the body of a unary answer, a stream's terminating chunk or trailers): the record's end
- * listeners — the journal's and the signals' write-ahead logs among them — have run before
- * the caller can have the whole answer, so a caller that has it never loses its journal entry
- * or signals to a crash that follows. A response already destroyed ends its record as cut short.
- */
-function endBeforeLastBytes(res: NodeResponse, call: TrackedCall): void {
-  const response = res as unknown as { end(...args: unknown[]): unknown };
-  const end = response.end;
-  response.end = function (this: unknown, ...args: unknown[]) {
-    call.end(!("stream" in res ? res.stream.destroyed : res.destroyed));
-    return end.apply(this, args);
   };
 }

@@ -41,3 +41,33 @@ export function endResponse(
 export function canRespond(res: NodeResponse): boolean {
   return !res.headersSent && !res.writableEnded && !res.destroyed;
 }
+
+const kBeforeEnd = Symbol("passthrough.beforeEnd");
+
+/** A response of the gateway's own classes (GatewayResponse, GatewayHttp2Response), which honour `beforeEnd`. */
+interface EndHooked {
+  [kBeforeEnd]?: (() => void) | undefined;
+}
+
+/**
+ * Asks to be told, once, as the response is ended and before its last bytes are handed over
+ * (a unary body, a stream's last chunk or trailers). The gateway's response classes call the
+ * hook from `end`, having given every response the slot in their constructor: a property added
+ * to each response afterwards, or a wrapped `end`, would change its shape and slow every call.
+ */
+export function beforeEnd(res: NodeResponse, hook: () => void): void {
+  (res as EndHooked)[kBeforeEnd] = hook;
+}
+
+/** For the gateway's response classes: the slot, set in their constructor. */
+export function initBeforeEnd(res: NodeResponse): void {
+  (res as EndHooked)[kBeforeEnd] = undefined;
+}
+
+/** For the gateway's response classes, at the top of `end`: runs the hook once. */
+export function runBeforeEnd(res: NodeResponse): void {
+  const hook = (res as EndHooked)[kBeforeEnd];
+  if (hook === undefined) return;
+  (res as EndHooked)[kBeforeEnd] = undefined;
+  hook();
+}

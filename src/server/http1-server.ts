@@ -5,6 +5,7 @@ import { errorEnvelope } from "../rest/errors.js";
 import { HttpStatusHint } from "../transcoding/http-status.js";
 import type { NodeHandler } from "./listener.js";
 import { lingerOnClose, lingeringClose } from "./lingering-close.js";
+import { initBeforeEnd, runBeforeEnd } from "../node-http/response.js";
 import { NO_CACHE_HEADERS, setNoCacheHeaders } from "./no-cache.js";
 
 export interface Http1Limits {
@@ -21,11 +22,18 @@ const responses = new WeakMap<net.Socket, http.ServerResponse>();
  * The gateway's HTTP/1.1 response. Never cached from the start, so that the answers Node writes
  * without running the handler (400 for a missing Host, 417) carry the headers too. An answer
  * given before the request's body was read closes the connection, lingering so that it arrives.
+ * Its `end` runs the response's `beforeEnd` hook first.
  */
 class GatewayResponse extends http.ServerResponse {
   constructor(req: http.IncomingMessage) {
     super(req);
+    initBeforeEnd(this);
     setNoCacheHeaders(this);
+  }
+
+  override end(...args: unknown[]): this {
+    runBeforeEnd(this);
+    return (super.end as (...args: unknown[]) => this)(...args);
   }
 
   override writeHead(

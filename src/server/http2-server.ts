@@ -1,4 +1,5 @@
 import * as http2 from "node:http2";
+import { initBeforeEnd, runBeforeEnd } from "../node-http/response.js";
 import type { NodeHandler } from "./listener.js";
 
 export interface Http2Limits {
@@ -27,6 +28,19 @@ const LINGER_MS = 2_000;
 /** How long a session told to go away may take to close before it is destroyed. */
 const GOAWAY_GRACE_MS = 5_000;
 
+/** The gateway's HTTP/2 response: its `end` runs the response's `beforeEnd` hook first. */
+class GatewayHttp2Response extends http2.Http2ServerResponse {
+  constructor(stream: http2.ServerHttp2Stream) {
+    super(stream);
+    initBeforeEnd(this);
+  }
+
+  override end(...args: unknown[]): this {
+    runBeforeEnd(this);
+    return (super.end as (...args: unknown[]) => this)(...args);
+  }
+}
+
 /**
  * The cleartext HTTP/2 server the listener hands sockets to (TLS sockets too, once ALPN chose
  * h2), with the limits of a public endpoint: Node's defaults allow unlimited concurrent streams.
@@ -44,6 +58,7 @@ export function createHttp2Server(handler: NodeHandler, limits: Http2Limits): ht
       maxSessionRejectedStreams: 100,
       // MB of frames and header tables held per session; past it new streams are refused.
       maxSessionMemory: 10,
+      Http2ServerResponse: GatewayHttp2Response,
     },
     handler,
   );
