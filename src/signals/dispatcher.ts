@@ -46,7 +46,10 @@ export interface SignalDispatcher {
    */
   commit(events: readonly SignalEvent[]): void;
   stats(): SinkStats[];
-  /** Delivers what the sinks hold, for at most `timeoutMs`, then drops (and counts) the rest and closes the sinks. */
+  /**
+   * Delivers what the sinks hold, for at most `timeoutMs`, then drops (and counts) the rest and
+   * closes the sinks; with a write-ahead log, what was dropped stays in it for the next start.
+   */
   close(timeoutMs: number): Promise<void>;
 }
 
