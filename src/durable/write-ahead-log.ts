@@ -1,21 +1,12 @@
 import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import type { Logger } from "../logging/logger.js";
-
-/** Lines a process that did not stop cleanly left, and the files they came from. */
-export interface RecoveredLog {
-  /** Non-empty lines, oldest first; a line a crash cut short is among them, for the reader to refuse. */
-  readonly lines: string[];
-  readonly files: readonly string[];
-}
+import { messageOf, type Logger } from "../logging/logger.js";
 
 /** A segment is closed past this size and deleted once all of it is released. */
 const SEGMENT_BYTES = 4 * 1024 * 1024;
 /** A wholly released segment is deleted and started afresh past this size, so an idle log stays small. */
 const RESET_BYTES = 64 * 1024;
-
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 /**
  * What a call's answer must not outrun: lines written to a file before `append` returns, so
@@ -24,7 +15,7 @@ const messageOf = (error: unknown) => (error instanceof Error ? error.message : 
  * safe elsewhere, in the store or delivered. Each line carries a rising sequence number;
  * `release(seq)` says every line up to it is safe, and segments wholly at or below it are
  * deleted. The files are `<base>.<n>`; a process that died leaves them, and the next one with
- * the same base reads them with `recover` and removes them once it has made them safe again.
+ * the same base takes them over with `adoptLeftovers`.
  * A disk that fails is logged (once per outage) and never thrown: the lines then live in memory only.
  */
 export class WriteAheadLog {
@@ -35,29 +26,38 @@ export class WriteAheadLog {
   #released = 0;
   #closed: Array<{ path: string; lastSeq: number }> = [];
   #failing = false;
+  /** Segments a previous process left, found when the log was built. */
+  #leftovers: string[];
 
-  /** Appends start after the highest segment number found, so a recovered log is never appended to. `name` says whose log it is in log lines. */
+  /** Appends start after the highest segment number found, so a leftover segment is never appended to. `name` says whose log it is in log lines. */
   constructor(
     readonly base: string,
     readonly name: string,
     readonly logger: Logger,
   ) {
-    this.#segment = Math.max(0, ...segmentsOf(base).map((segment) => segment.n));
+    const found = segmentsOf(base);
+    this.#leftovers = found.map((segment) => segment.path);
+    this.#segment = Math.max(0, ...found.map((segment) => segment.n));
   }
 
-  /** What segments of `base` hold, oldest first. */
-  static recover(base: string): RecoveredLog {
-    const files = segmentsOf(base).map((segment) => segment.path);
-    const lines: string[] = [];
-    for (const file of files) {
-      for (const line of readFileSync(file, "utf8").split("\n")) if (line.length > 0) lines.push(line);
-    }
-    return { lines, files };
+  /** The non-empty lines every segment of `base` holds, oldest first; a line a crash cut short is among them, for the reader to refuse. */
+  static read(base: string): string[] {
+    return readLines(segmentsOf(base).map((segment) => segment.path));
   }
 
-  /** Deletes recovered segments once their lines are safe again. */
-  static remove(files: readonly string[]): void {
-    for (const file of files) unlinkSync(file);
+  /**
+   * Hands `take` the lines a previous process left (it died), oldest first, then deletes their
+   * files. When `take` throws, or the files cannot be read or deleted, that is logged and the
+   * files stay: the next start takes them over again (readers skip what they already have).
+   */
+  adoptLeftovers(take: (lines: string[]) => void): void {
+    const files = this.#leftovers;
+    this.#leftovers = [];
+    if (files.length === 0) return;
+    this.#guard("taken over from the last process; the next start tries again", () => {
+      take(readLines(files));
+      for (const file of files) unlinkSync(file);
+    });
   }
 
   /** Writes one line (no newline in it) before returning. */
@@ -119,6 +119,14 @@ export class WriteAheadLog {
   #path(): string {
     return `${this.base}.${this.#segment}`;
   }
+}
+
+function readLines(files: readonly string[]): string[] {
+  const lines: string[] = [];
+  for (const file of files) {
+    for (const line of readFileSync(file, "utf8").split("\n")) if (line.length > 0) lines.push(line);
+  }
+  return lines;
 }
 
 function segmentsOf(base: string): Array<{ path: string; n: number }> {

@@ -1,4 +1,4 @@
-import type { Logger } from "../logging/logger.js";
+import { messageOf, type Logger } from "../logging/logger.js";
 import type { Store } from "../store/store.js";
 
 export interface JournalRetentionOptions {
@@ -43,7 +43,7 @@ export function startJournalRetention(options: JournalRetentionOptions): Journal
       const deleted = await store.deleteJournalBefore(before, { batchSize });
       if (deleted > 0) logger.info({ deleted, before: before.toISOString() }, "journal retention deleted old entries");
     } catch (error) {
-      logger.error({ error: error instanceof Error ? error.message : String(error) }, "journal retention failed; the next run tries again");
+      logger.error({ error: messageOf(error) }, "journal retention failed; the next run tries again");
     } finally {
       running = false;
     }

@@ -198,10 +198,15 @@ export class SpoolFile {
     }
   }
 
-  /** After close: appends and syncs at once, for an entry that arrives when nothing runs any more. */
+  /**
+   * Appends and syncs at once, outside the asynchronous appends: at start (what a dead process's
+   * write-ahead log held), or after close (an entry that arrives when nothing runs any more).
+   */
   appendSync(text: string): void {
     mkdirSync(dirname(this.path), { recursive: true });
-    appendFileSync(this.path, this.#needsNewline ? `\n${text}` : text, { flush: true });
+    const written = this.#needsNewline ? `\n${text}` : text;
+    appendFileSync(this.path, written, { flush: true });
+    this.size += Buffer.byteLength(written);
     this.#needsNewline = false;
   }
 

@@ -1,6 +1,7 @@
-import { appendFileSync, mkdirSync, statSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { WriteAheadLog } from "../durable/write-ahead-log.js";
+import { messageOf } from "../logging/logger.js";
 import type { JournalEntry } from "../store/store.js";
 import { reviveEntry, SpoolFile, spoolLine } from "./spool.js";
 import { validateJournalWriterOptions, type JournalWriterOptions, type ValidJournalWriterOptions } from "./writer-options.js";
@@ -73,8 +74,6 @@ const LOGGED_KEYS = 10;
 const sizeOf = (entry: JournalEntry) =>
   ENTRY_OVERHEAD_BYTES + (entry.requestBody?.length ?? 0) + (entry.responseBody?.length ?? 0) + (entry.error?.length ?? 0);
 
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
-
 class Writer implements JournalWriter {
   readonly #opt: ValidJournalWriterOptions;
   readonly #spool: SpoolFile;
@@ -119,16 +118,22 @@ class Writer implements JournalWriter {
     try {
       mkdirSync(dirname(spoolFile), { recursive: true });
       recovered = SpoolFile.recover(spoolFile);
-      if (writeAheadFile !== undefined) recovered = adoptWriteAhead(writeAheadFile, spoolFile, recovered, logger);
     } catch (error) {
       logger.warn({ spoolFile, error: messageOf(error) }, "journal spool folder or file unusable; entries are dropped if the store fails");
     }
     this.#spool = new SpoolFile(spoolFile, recovered);
     this.#writeAhead = writeAheadFile === undefined ? undefined : new WriteAheadLog(writeAheadFile, "journal", logger);
-    if (recovered > 0) {
-      logger.info({ spoolFile, bytes: recovered }, "journal spool found: replaying it");
+    // A dead process's log goes behind the spool, whose replay writes it (the store skips the keys it has).
+    this.#writeAhead?.adoptLeftovers((lines) => {
+      if (lines.length === 0) return;
+      this.#spool.appendSync(`${lines.join("\n")}\n`);
+      logger.info({ entries: lines.length, spoolFile }, "journal write-ahead log of a process that did not stop cleanly: moved to the spool");
+    });
+    const leftover = this.#spool.size;
+    if (leftover > 0) {
+      logger.info({ spoolFile, bytes: leftover }, "journal spool found: replaying it");
       this.#spooling = true;
-      this.#recovered = recovered;
+      this.#recovered = leftover;
       this.#schedulePump();
     }
   }
@@ -498,26 +503,6 @@ class Writer implements JournalWriter {
       this.#wake = done;
     });
   }
-}
-
-/**
- * Moves the lines of a write-ahead log a process left (it died) to the end of the spool,
- * synced, and removes the log: the spool's replay writes them, the store skipping the entries
- * it already has. Returns the spool's new size.
- */
-function adoptWriteAhead(writeAheadFile: string, spoolFile: string, spoolSize: number, logger: ValidJournalWriterOptions["logger"]): number {
-  const { lines, files } = WriteAheadLog.recover(writeAheadFile);
-  if (lines.length > 0) {
-    appendFileSync(spoolFile, `${lines.join("\n")}\n`, { flush: true });
-    logger.info({ entries: lines.length, spoolFile }, "journal write-ahead log of a process that did not stop cleanly: moved to the spool");
-  }
-  const size = lines.length > 0 ? statSync(spoolFile).size : spoolSize;
-  try {
-    WriteAheadLog.remove(files);
-  } catch (error) {
-    logger.error({ error: messageOf(error) }, "journal write-ahead log could not be removed; the next start replays it again (the store skips what it has)");
-  }
-  return size;
 }
 
 /** `promise`, or a rejection with `timeout()` (or a plain resolve without one) once `ms` have passed. */

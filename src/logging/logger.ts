@@ -25,3 +25,6 @@ export function createLogger({ level, instance, destination }: LoggerOptions): L
     destination ?? pino.destination({ sync: false }),
   );
 }
+
+/** An error's message for a log line's `error` field (its stack stays out of the logs). */
+export const messageOf = (error: unknown): string => (error instanceof Error ? error.message : String(error));

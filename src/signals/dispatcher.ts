@@ -1,5 +1,5 @@
 import { WriteAheadLog } from "../durable/write-ahead-log.js";
-import type { Logger } from "../logging/logger.js";
+import { messageOf, type Logger } from "../logging/logger.js";
 import type { SignalEvent, SignalSink } from "./sink.js";
 
 export interface DispatcherOptions {
@@ -57,8 +57,6 @@ const DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024;
 /** What an event weighs when the emitter does not say: its fields without bodies. */
 const BASE_WEIGHT = 512;
 
-const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
-
 /**
  * Gives each sink its own bounded queue and one delivery at a time, in batches, in the
  * background: a slow or failing sink delays only itself, and a call never waits for any.
@@ -90,7 +88,7 @@ export function createSignalDispatcher(options: DispatcherOptions): SignalDispat
     for (const lane of lanes) lane.push(event, weight, seq);
   };
   const append = (line: string) => writeAhead!.append(line, seq);
-  if (writeAhead !== undefined) recoverWriteAhead(writeAhead.base, emit, append, logger);
+  if (writeAhead !== undefined) replayLeftovers(writeAhead, emit, append, logger);
   return {
     emit,
     commit(events) {
@@ -117,35 +115,26 @@ export function createSignalDispatcher(options: DispatcherOptions): SignalDispat
 
 /**
  * Emits again the events a process that died left in its write-ahead log, each line appended
- * to the new log first, then removes the old files. Sinks may get some twice (delivery is at
- * least once; the event id tells them apart); a line a crash cut short is skipped.
+ * to the new log first. Sinks may get some twice (delivery is at least once; the event id tells
+ * them apart); a line a crash cut short is skipped.
  */
-function recoverWriteAhead(base: string, emit: (event: SignalEvent, weight: number) => void, append: (line: string) => void, logger: Logger): void {
-  let recovered;
-  try {
-    recovered = WriteAheadLog.recover(base);
-  } catch (error) {
-    return logger.error({ error: messageOf(error) }, "signals' write-ahead log of the last process could not be read");
-  }
-  let events = 0;
-  for (const line of recovered.lines) {
-    let batch: unknown;
-    try {
-      batch = JSON.parse(line);
-    } catch {
-      continue;
+function replayLeftovers(writeAhead: WriteAheadLog, emit: (event: SignalEvent, weight: number) => void, append: (line: string) => void, logger: Logger): void {
+  writeAhead.adoptLeftovers((lines) => {
+    let events = 0;
+    for (const line of lines) {
+      let batch: unknown;
+      try {
+        batch = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      if (!Array.isArray(batch)) continue;
+      for (const event of batch as SignalEvent[]) emit(event, BASE_WEIGHT + line.length / batch.length);
+      append(line);
+      events += batch.length;
     }
-    if (!Array.isArray(batch)) continue;
-    for (const event of batch as SignalEvent[]) emit(event, BASE_WEIGHT + line.length / batch.length);
-    append(line);
-    events += batch.length;
-  }
-  try {
-    WriteAheadLog.remove(recovered.files);
-  } catch (error) {
-    logger.error({ error: messageOf(error) }, "signals' write-ahead log of the last process could not be removed; the next start delivers it again");
-  }
-  if (events > 0) logger.info({ events }, "signals of a process that did not stop cleanly: delivering them again");
+    if (events > 0) logger.info({ events }, "signals of a process that did not stop cleanly: delivering them again");
+  });
 }
 
 class Lane {
@@ -276,7 +265,7 @@ class Lane {
       return true;
     } catch (error) {
       if (this.#retries % 100 === 0 || this.#state !== "retrying") {
-        this.options.logger.warn({ sink: this.name, events: batch.length, error: error instanceof Error ? error.message : String(error) }, "signal delivery failed; retrying");
+        this.options.logger.warn({ sink: this.name, events: batch.length, error: messageOf(error) }, "signal delivery failed; retrying");
       }
       return false;
     } finally {

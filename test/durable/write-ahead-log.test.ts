@@ -18,7 +18,7 @@ describe("the write-ahead log", () => {
     const log = new WriteAheadLog(base, "test", logger);
     for (let n = 1; n <= 10; n++) log.append(line(n), n);
     // Nothing closed it: as after a SIGKILL, the next process reads what is there.
-    expect(WriteAheadLog.recover(base).lines).toEqual(Array.from({ length: 10 }, (_, i) => line(i + 1)));
+    expect(WriteAheadLog.read(base)).toEqual(Array.from({ length: 10 }, (_, i) => line(i + 1)));
   });
 
   it("lets go of what was released: wholly released segments are deleted, so a busy log stays small", () => {
@@ -31,7 +31,7 @@ describe("the write-ahead log", () => {
     }
     const bytes = files(base).reduce((sum, name) => sum + statSync(join(base, "..", name)).size, 0);
     expect(bytes).toBeLessThan(5 * 1024 * 1024);
-    const recovered = WriteAheadLog.recover(base).lines;
+    const recovered = WriteAheadLog.read(base);
     // What was not released is all there, to the last line.
     expect(recovered.slice(-50)).toEqual(Array.from({ length: 50 }, (_, i) => line(9951 + i)));
   });
@@ -41,7 +41,7 @@ describe("the write-ahead log", () => {
     const log = new WriteAheadLog(base, "test", logger);
     for (let n = 1; n <= 10_000; n++) log.append(line(n), n);
     expect(files(base).length).toBeGreaterThan(1);
-    const { lines } = WriteAheadLog.recover(base);
+    const lines = WriteAheadLog.read(base);
     expect(lines.length).toBe(10_000);
     expect(lines[0]).toBe(line(1));
     expect(lines[9_999]).toBe(line(10_000));
@@ -61,19 +61,19 @@ describe("the write-ahead log", () => {
     two.append(line(2), 2);
     two.release(1);
     two.close();
-    expect(WriteAheadLog.recover(kept).lines).toEqual([line(1), line(2)]);
+    expect(WriteAheadLog.read(kept)).toEqual([line(1), line(2)]);
   });
 
-  it("appends after the segments a previous process left, which recover reads and remove deletes", () => {
+  it("appends after the segments a previous process left, which adoptLeftovers hands over and then deletes", () => {
     const base = newBase();
     const dead = new WriteAheadLog(base, "test", logger);
     dead.append(line(1), 1);
     const next = new WriteAheadLog(base, "test", logger);
-    const recovered = WriteAheadLog.recover(base);
     next.append(line(2), 1);
-    WriteAheadLog.remove(recovered.files);
-    expect(recovered.lines).toEqual([line(1)]);
-    expect(WriteAheadLog.recover(base).lines).toEqual([line(2)]);
+    let recovered: string[] = [];
+    next.adoptLeftovers((lines) => (recovered = lines));
+    expect(recovered).toEqual([line(1)]);
+    expect(WriteAheadLog.read(base)).toEqual([line(2)]);
   });
 
   it("never throws when the disk refuses: it logs once per outage, and again when it writes", () => {

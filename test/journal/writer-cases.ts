@@ -232,7 +232,7 @@ export function writerCases(newStore: () => Promise<Store>): void {
       dead.store.fault = "hang";
       for (const e of list.slice(1)) dead.writer.write(e);
       expect(existsSync(files.spoolFile)).toBe(false);
-      expect(WriteAheadLog.recover(files.writeAheadFile).lines.map((line) => (JSON.parse(line) as JournalEntry).key)).toEqual(expect.arrayContaining(list.slice(1).map((e) => e.key)));
+      expect(WriteAheadLog.read(files.writeAheadFile).map((line) => (JSON.parse(line) as JournalEntry).key)).toEqual(expect.arrayContaining(list.slice(1).map((e) => e.key)));
 
       // The process is gone without a close; the next one, on the same files, has a store that answers.
       const { writer, store, log, stored } = await setup({ ...files });
@@ -240,7 +240,7 @@ export function writerCases(newStore: () => Promise<Store>): void {
       expect(await stored(list)).toEqual(list);
       expect(store.confirmed.flat().filter((e) => e.key === list[1].key)).toHaveLength(1);
       expect(log.text()).toContain("write-ahead log of a process that did not stop cleanly");
-      expect(WriteAheadLog.recover(files.writeAheadFile).lines).toEqual([]);
+      expect(WriteAheadLog.read(files.writeAheadFile)).toEqual([]);
       dead.store.fault = "down";
     });
 

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { SignalEvent, SignalSink, SinkContext, SinkFactory } from "../sink.js";
+import { messageOf } from "../../logging/logger.js";
 import { abortedError, untilAborted } from "./abort.js";
 
 export interface ModuleSinkOptions {
@@ -44,10 +45,6 @@ function findFactory(loaded: Record<string, unknown>): SinkFactory | undefined {
 function isSink(value: unknown): value is Pick<SignalSink, "deliver" | "close"> & { name?: unknown } {
   const sink = value as { deliver?: unknown; close?: unknown } | null;
   return typeof sink === "object" && sink !== null && typeof sink.deliver === "function" && typeof sink.close === "function";
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /**
