@@ -103,9 +103,10 @@ export function createSignalDispatcher(options: DispatcherOptions): SignalDispat
     },
     stats: () => lanes.map((lane) => lane.stats()),
     async close(timeoutMs) {
+      // From here on the log lets go of nothing until the end: one lane's discards must not be released by another's delivery.
+      closing = true;
       const discarded = (await Promise.all(lanes.map((lane) => lane.close(timeoutMs)))).reduce((sum, count) => sum + count, 0);
       if (writeAhead === undefined) return;
-      closing = true;
       if (discarded === 0) writeAhead.release(seq);
       else logger.warn({ events: discarded, writeAheadFile }, "signals not delivered before the shutdown deadline stay in the write-ahead log: the next start delivers them");
       writeAhead.close();
