@@ -132,16 +132,22 @@ async function main(): Promise<void> {
           gatewayOff = await startGatewayOff(gatewayOptions);
           servers.push(gatewayOff.child);
           log(`gateway, all off listening on ${gatewayOff.port} (pid ${gatewayOff.child.pid})`);
-          // Authentication alone needs the key the shipped gateway's store holds.
-          if (gateway?.authorization) {
-            gatewayAuth = { ...(await startGatewayOff(gatewayOptions, true)), authorization: gateway.authorization };
-            servers.push(gatewayAuth.child);
-            log(`gateway, auth only listening on ${gatewayAuth.port} (pid ${gatewayAuth.child.pid})`);
-          }
         } catch (error) {
           const message = error instanceof Error ? error.message : String(error);
           bench.notes.push(`GATEWAY, ALL OFF NOT MEASURED: it did not start (${message.replace(/\s*\n\s*/g, " ")}).`);
           log(`GATEWAY, ALL OFF NOT MEASURED: ${message}`);
+        }
+        // Authentication alone needs the key the shipped gateway's store holds.
+        if (gatewayOff && gateway?.authorization) {
+          try {
+            gatewayAuth = { ...(await startGatewayOff(gatewayOptions, true)), authorization: gateway.authorization };
+            servers.push(gatewayAuth.child);
+            log(`gateway, auth only listening on ${gatewayAuth.port} (pid ${gatewayAuth.child.pid})`);
+          } catch (error) {
+            const message = error instanceof Error ? error.message : String(error);
+            bench.notes.push(`GATEWAY, AUTH ONLY NOT MEASURED: it did not start (${message.replace(/\s*\n\s*/g, " ")}).`);
+            log(`GATEWAY, AUTH ONLY NOT MEASURED: ${message}`);
+          }
         }
       }
     }
@@ -237,9 +243,9 @@ async function main(): Promise<void> {
       log(`${settings.streams} open streams, round ${round}/${settings.rounds}`);
       for (const target of targets(true, false)) await attempt(bench, `streams ${target.name}`, () => bench.streams(round, target));
     }
-    if (gateway && gateway.child.exitCode !== null) bench.notes.push(`the gateway exited during the benchmark (code ${gateway.child.exitCode}); see its log.`);
-    if (gatewayOff && gatewayOff.child.exitCode !== null) bench.notes.push(`the gateway, all off exited during the benchmark (code ${gatewayOff.child.exitCode}); see its log.`);
-    if (gatewayAuth && gatewayAuth.child.exitCode !== null) bench.notes.push(`the gateway, auth only exited during the benchmark (code ${gatewayAuth.child.exitCode}); see its log.`);
+    for (const [handle, name] of [[gateway, GATEWAY], [gatewayOff, GATEWAY_OFF], [gatewayAuth, GATEWAY_AUTH]] as const) {
+      if (handle && handle.child.exitCode !== null) bench.notes.push(`the ${name} exited during the benchmark (code ${handle.child.exitCode}); see its log.`);
+    }
 
     const foreign = bench.records.map((record) => record.foreignCpuPct).filter(Number.isFinite);
     if (foreign.length && Math.max(...foreign) > 10) {
