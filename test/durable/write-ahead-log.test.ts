@@ -1,15 +1,15 @@
-import { existsSync, mkdtempSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { WriteAheadLog } from "../../src/durable/write-ahead-log.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { captureLogger } from "../journal/support.js";
+import { segmentBytes, segmentFiles } from "./support.js";
 
 const logger = createLogger({ level: "silent" });
 
 const newBase = () => join(mkdtempSync(join(tmpdir(), "passthrough-wal-")), "wal", "instance.wal");
-const files = (base: string) => (existsSync(join(base, "..")) ? readdirSync(join(base, "..")) : []);
 const line = (n: number) => JSON.stringify({ n, body: "x".repeat(1000) });
 
 describe("the write-ahead log", () => {
@@ -29,7 +29,7 @@ describe("the write-ahead log", () => {
       log.append(line(n), n);
       if (n % 100 === 0) log.release(n - 50);
     }
-    const bytes = files(base).reduce((sum, name) => sum + statSync(join(base, "..", name)).size, 0);
+    const bytes = segmentBytes(base);
     expect(bytes).toBeLessThan(5 * 1024 * 1024);
     const recovered = WriteAheadLog.read(base);
     // What was not released is all there, to the last line.
@@ -40,7 +40,7 @@ describe("the write-ahead log", () => {
     const base = newBase();
     const log = new WriteAheadLog(base, "test", logger);
     for (let n = 1; n <= 10_000; n++) log.append(line(n), n);
-    expect(files(base).length).toBeGreaterThan(1);
+    expect(segmentFiles(base).length).toBeGreaterThan(1);
     const lines = WriteAheadLog.read(base);
     expect(lines.length).toBe(10_000);
     expect(lines[0]).toBe(line(1));
@@ -53,7 +53,7 @@ describe("the write-ahead log", () => {
     one.append(line(1), 1);
     one.release(1);
     one.close();
-    expect(files(released)).toEqual([]);
+    expect(segmentFiles(released)).toEqual([]);
 
     const kept = newBase();
     const two = new WriteAheadLog(kept, "test", logger);

@@ -1,9 +1,10 @@
-import { mkdtempSync, readdirSync, statSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { createLogger } from "../../src/logging/logger.js";
 import { createSignalDispatcher } from "../../src/signals/dispatcher.js";
+import { segmentBytes, segmentFiles } from "../durable/support.js";
 import type { SignalEvent, SignalSink } from "../../src/signals/sink.js";
 
 const logger = createLogger({ level: "silent" });
@@ -175,7 +176,6 @@ describe("signal dispatcher with lingerMs", () => {
 
 describe("signal dispatcher with a write-ahead log", () => {
   const newBase = () => join(mkdtempSync(join(tmpdir(), "passthrough-signals-")), "instance.wal");
-  const walFiles = (base: string) => readdirSync(dirname(base)).filter((name) => name.startsWith("instance.wal."));
 
   it("has a call's committed events on disk until every sink took them: the next start delivers them, ids unchanged", async () => {
     const writeAheadFile = newBase();
@@ -193,7 +193,7 @@ describe("signal dispatcher with a write-ahead log", () => {
     await until(() => delivered().length === 3);
     expect(delivered()).toEqual(["event-1", "event-2", "event-3"]);
     await next.close(1000);
-    expect(walFiles(writeAheadFile)).toEqual([]);
+    expect(segmentFiles(writeAheadFile)).toEqual([]);
     await dead.close(10);
   });
 
@@ -208,10 +208,10 @@ describe("signal dispatcher with a write-ahead log", () => {
       dispatcher.commit(events);
       if (n % 100 === 99) await until(() => delivered().length === n + 1);
     }
-    const bytes = walFiles(writeAheadFile).reduce((sum, name) => sum + statSync(join(dirname(writeAheadFile), name)).size, 0);
+    const bytes = segmentBytes(writeAheadFile);
     expect(bytes).toBeLessThan(256 * 1024);
     await dispatcher.close(1000);
-    expect(walFiles(writeAheadFile)).toEqual([]);
+    expect(segmentFiles(writeAheadFile)).toEqual([]);
   });
 
   it("keeps for the next start what shutdown's deadline cut off", async () => {
