@@ -115,40 +115,32 @@ async function main(): Promise<void> {
       const providers = [{ name: "bench", port: provider.port }, ...(slowProvider ? [{ name: "benchslow", port: slowProvider.port }] : [])];
       const gatewayOptions = { root, workDir, providers, startTimeoutMs: settings.gatewayStartTimeoutMs, extraYaml: settings.gatewayYaml };
       if (setsSignals(settings.gatewayYaml)) bench.notes.push("BENCH_GATEWAY_YAML has a `signals` section: both gateways use it instead of the bench's (a log sink to a file as shipped, none all off).");
-      try {
-        gateway = await startGateway(gatewayOptions);
+      /** Starts one gateway under test; one that does not start is left out, and the report says so. */
+      const launch = async (name: string, start: () => Promise<GatewayHandle>): Promise<GatewayHandle | undefined> => {
+        try {
+          const handle = await start();
+          servers.push(handle.child);
+          log(`${name} listening on ${handle.port} (pid ${handle.child.pid})`);
+          return handle;
+        } catch (error) {
+          const message = error instanceof Error ? error.message : String(error);
+          bench.notes.push(`${name.toUpperCase()} NOT MEASURED: it did not start (${message.replace(/\s*\n\s*/g, " ")}).`);
+          log(`${name.toUpperCase()} NOT MEASURED: ${message}`);
+          return undefined;
+        }
+      };
+      gateway = await launch(GATEWAY, () => startGateway(gatewayOptions));
+      if (gateway) {
         bench.notes.push(...gateway.notes);
-        servers.push(gateway.child);
-        log(`gateway listening on ${gateway.port} (pid ${gateway.child.pid}${gateway.authorization ? ", with an API key" : ", without an API key"})`);
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        bench.notes.push(`GATEWAY NOT MEASURED: it did not start (${message.replace(/\s*\n\s*/g, " ")}).`);
-        log(`GATEWAY NOT MEASURED: ${message}`);
+        log(`the gateway ${gateway.authorization ? "has an API key" : "is called without an API key"}`);
       }
       if (!settings.gatewayOff) {
         bench.notes.push("gateway, all off skipped: BENCH_GATEWAY_OFF=0.");
       } else {
-        try {
-          gatewayOff = await startGatewayOff(gatewayOptions);
-          servers.push(gatewayOff.child);
-          log(`gateway, all off listening on ${gatewayOff.port} (pid ${gatewayOff.child.pid})`);
-        } catch (error) {
-          const message = error instanceof Error ? error.message : String(error);
-          bench.notes.push(`GATEWAY, ALL OFF NOT MEASURED: it did not start (${message.replace(/\s*\n\s*/g, " ")}).`);
-          log(`GATEWAY, ALL OFF NOT MEASURED: ${message}`);
-        }
+        gatewayOff = await launch(GATEWAY_OFF, () => startGatewayOff(gatewayOptions));
         // Authentication alone needs the key the shipped gateway's store holds.
-        if (gatewayOff && gateway?.authorization) {
-          try {
-            gatewayAuth = { ...(await startGatewayOff(gatewayOptions, true)), authorization: gateway.authorization };
-            servers.push(gatewayAuth.child);
-            log(`gateway, auth only listening on ${gatewayAuth.port} (pid ${gatewayAuth.child.pid})`);
-          } catch (error) {
-            const message = error instanceof Error ? error.message : String(error);
-            bench.notes.push(`GATEWAY, AUTH ONLY NOT MEASURED: it did not start (${message.replace(/\s*\n\s*/g, " ")}).`);
-            log(`GATEWAY, AUTH ONLY NOT MEASURED: ${message}`);
-          }
-        }
+        const authorization = gateway?.authorization;
+        if (gatewayOff && authorization) gatewayAuth = await launch(GATEWAY_AUTH, async () => ({ ...(await startGatewayOff(gatewayOptions, true)), authorization }));
       }
     }
 
