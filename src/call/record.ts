@@ -164,9 +164,9 @@ interface Listeners {
 }
 
 class Call implements TrackedCall {
-  readonly journalKey = newJournalKey();
-  readonly requestId = randomUUID();
   readonly startedAt = Date.now();
+  readonly journalKey = newJournalKey(this.startedAt);
+  readonly requestId = randomUUID();
   readonly protocol: Protocol;
   readonly door: Door;
   readonly method: DescMethod;
