@@ -7,8 +7,8 @@ let offset = pool.length;
 /**
  * A new journal key: 64 hex characters, the start time in milliseconds (12 digits) then 26
  * random bytes. Keys that grow with time land at the right edge of the journal's primary-key
- * index instead of on a random page of it, which halves what SQLite spends on a row; the 208
- * random bits keep a key unguessable. Random bytes are drawn 6.5 KiB at a time, since one
+ * index instead of on a random page of it, so a row costs SQLite far fewer page writes; the
+ * 208 random bits keep a key unguessable. Random bytes are drawn 6.5 KiB at a time, since one
  * `randomBytes` call per request costs more than the key itself.
  */
 export function newJournalKey(now = Date.now()): string {
