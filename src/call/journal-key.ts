@@ -11,7 +11,7 @@ let offset = pool.length;
  * 208 random bits keep a key unguessable. Random bytes are drawn 6.5 KiB at a time, since one
  * `randomBytes` call per request costs more than the key itself.
  */
-export function newJournalKey(now = Date.now()): string {
+export function newJournalKey(now: number): string {
   if (offset === pool.length) {
     randomFillSync(pool);
     offset = 0;
