@@ -15,8 +15,11 @@ const ID_BYTES = 10;
 /** 256 random bits, as 43 base64url characters. */
 const SECRET_BYTES = 32;
 
-/** What a passthrough key looks like, for scanners and for the strict parse below. */
-export const API_KEY_PATTERN = /^ptk_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$/;
+/**
+ * What a passthrough key looks like, for scanners and for the strict parse below. The secret's
+ * last character carries 2 bits past the 32 bytes, which canonical base64url leaves at zero.
+ */
+export const API_KEY_PATTERN = /^ptk_([a-z2-7]{16})_([A-Za-z0-9_-]{42}[AEIMQUYcgkosw048])$/;
 
 /** What a key id looks like (as `keys list` shows it). */
 export const API_KEY_ID_PATTERN = /^[a-z2-7]{16}$/;
@@ -45,28 +48,46 @@ export type ParsedApiKey = { readonly ok: true; readonly id: string; readonly se
 /** Strict: the exact shape, and a secret that is canonical base64url of 32 bytes. Never throws. */
 export function parseApiKey(text: string): ParsedApiKey {
   const match = typeof text === "string" && text.length < 128 ? API_KEY_PATTERN.exec(text) : null;
-  if (match === null || Buffer.from(match[2], "base64url").toString("base64url") !== match[2]) return { ok: false, reason: "malformed" };
+  if (match === null) return { ok: false, reason: "malformed" };
   return { ok: true, id: match[1], secret: new Secret(match[2]) };
 }
 
-/** SHA-256 of the secret part, hex. A fast hash suffices: the secret has 256 random bits, nothing to guess. */
+/** SHA-256 of the secret part, hex, as the store keeps it. A fast hash suffices: the secret has 256 random bits, nothing to guess. */
 export function digestSecret(secret: Secret | string): string {
-  // One-shot, cheaper than createHash: this runs for every call that presents a key.
-  return hash("sha256", typeof secret === "string" ? secret : secret.reveal(), "hex");
+  return secretDigest(secret).toString("hex");
 }
 
-/** Compares two hex digests in constant time (their length is not secret). */
-export function digestsEqual(a: string, b: string): boolean {
-  const left = Buffer.from(a, "hex");
-  const right = Buffer.from(b, "hex");
-  return left.length === right.length && left.length > 0 && timingSafeEqual(left, right);
+/** SHA-256 of the secret part, as bytes: what a presented key is compared by on every call. */
+export function secretDigest(secret: Secret | string): Buffer {
+  // One-shot, cheaper than createHash.
+  return hash("sha256", typeof secret === "string" ? secret : secret.reveal(), "buffer");
+}
+
+/** A key's stored digests as bytes, decoded once per key rather than on every call. */
+export interface KeyDigests {
+  readonly digest: Buffer;
+  readonly previousDigest: Buffer | null;
+  readonly previousValidUntil: Date | null;
+}
+
+export function keyDigests(key: Pick<ApiKey, "digest" | "previousDigest" | "previousValidUntil">): KeyDigests {
+  return {
+    digest: Buffer.from(key.digest, "hex"),
+    previousDigest: key.previousDigest === null ? null : Buffer.from(key.previousDigest, "hex"),
+    previousValidUntil: key.previousValidUntil,
+  };
+}
+
+/** Compares two digests in constant time (their length is not secret); an empty one matches nothing. */
+export function digestsEqual(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && a.length > 0 && timingSafeEqual(a, b);
 }
 
 /**
  * Which of a key's secrets a digest matches: the current one, or the one before the last
  * rotation while its grace lasts. Undefined: neither. Revocation and expiry are the caller's checks.
  */
-export function matchDigest(key: Pick<ApiKey, "digest" | "previousDigest" | "previousValidUntil">, digest: string, now: Date): "current" | "previous" | undefined {
+export function matchDigest(key: KeyDigests, digest: Buffer, now: Date): "current" | "previous" | undefined {
   const current = digestsEqual(key.digest, digest);
   const previous = key.previousDigest !== null && digestsEqual(key.previousDigest, digest);
   if (current) return "current";

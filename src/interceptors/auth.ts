@@ -45,7 +45,13 @@ export interface Authentication {
  * logged here, without its credential, and never reaches the interceptors or the provider.
  */
 export function createAuthInterceptor({ verifiers, limiter, limits, logger, adminServices = [], onRefusal }: AuthOptions): Authentication {
-  const principals = new WeakMap<CallRecord, AuthPrincipal>();
+  // A key's principal is shared by its calls (api-key-verifier.ts): its limits are worked out once.
+  const limitsOf = new WeakMap<AuthPrincipal, RateLimits>();
+  const ownLimits = (principal: AuthPrincipal): RateLimits => {
+    let found = limitsOf.get(principal);
+    if (found === undefined) limitsOf.set(principal, (found = effectiveLimits(principal.limits, limits)));
+    return found;
+  };
   const adminOnly = new Set(adminServices.map((service) => service.typeName));
 
   const refused = (call: CallRecord, error: unknown): never => {
@@ -56,9 +62,8 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger, admi
     throw refusal;
   };
   const admit = (call: CallRecord, principal: AuthPrincipal): void | Promise<void> => {
-    principals.set(call, principal);
-    call.principal = { kind: principal.kind, id: principal.id, allowedProviders: principal.allowedProviders };
-    const own = effectiveLimits(principal.limits, limits);
+    call.principal = principal;
+    const own = ownLimits(principal);
     if (own.requestsPerMinute === undefined && own.tokensPerMinute === undefined) return;
     return limiter.admit(principal.id, own).then((admission) => {
       if (admission.allowed) return;
@@ -92,7 +97,7 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger, admi
   const interceptor: Interceptor = (next) => async (req) => {
     const call = req.contextValues.get(kCallRecord);
     if (call === undefined) return next(req);
-    const principal = principals.get(call);
+    const principal = authPrincipalOf(call);
     // Fail closed: a recorded call always passed the header check, or was refused there. A
     // refused stream's body throws the refusal when read (connect-door.ts): read it first, so
     // that the caller gets the refusal's own words; no message reaches the handler either way.
@@ -117,15 +122,21 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger, admi
   };
 
   const onCallEnd: CallListener = (call) => {
-    const principal = principals.get(call);
+    const principal = authPrincipalOf(call);
     const tokens = call.usage?.totalTokens;
     if (principal === undefined || tokens === undefined || tokens <= 0) return;
-    const own = effectiveLimits(principal.limits, limits);
+    const own = ownLimits(principal);
     if (own.tokensPerMinute === undefined) return;
     limiter.charge(principal.id, tokens, own).catch((error: unknown) => logger.warn({ err: error, principal: principal.id }, "tokens not charged"));
   };
 
   return { headerCheck, interceptor, onCallEnd };
+}
+
+/** The principal the header check put in the record: only authentication sets one, and always with `admin`. */
+function authPrincipalOf(call: CallRecord): AuthPrincipal | undefined {
+  const principal = call.principal;
+  return principal !== undefined && "admin" in principal ? (principal as AuthPrincipal) : undefined;
 }
 
 function notAuthenticated(): ConnectError {

@@ -1,6 +1,6 @@
 import { inspect } from "node:util";
 import { describe, expect, it } from "vitest";
-import { API_KEY_PATTERN, digestSecret, digestsEqual, matchDigest, newApiKey, newKeyId, parseApiKey } from "../../src/auth/api-keys.js";
+import { API_KEY_PATTERN, digestSecret, digestsEqual, keyDigests, matchDigest, newApiKey, newKeyId, parseApiKey, secretDigest } from "../../src/auth/api-keys.js";
 
 describe("API key material", () => {
   it("makes ptk_<id>_<secret> keys: a 16-character base32 id and 256 random bits of base64url", () => {
@@ -47,6 +47,16 @@ describe("API key material", () => {
   });
 
   const good = newApiKey().key.reveal();
+
+  it("accepts a secret's last character exactly when the secret is canonical base64url of 32 bytes", () => {
+    const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (const last of alphabet) {
+      const secret = good.slice(21, -1) + last;
+      const canonical = Buffer.from(secret, "base64url").toString("base64url") === secret;
+      expect(parseApiKey(`${good.slice(0, 21)}${secret}`).ok, `last character ${last}`).toBe(canonical);
+    }
+  });
+
   it.each([
     ["empty", ""],
     ["another prefix", good.replace(/^ptk/, "sk")],
@@ -66,21 +76,24 @@ describe("API key material", () => {
   });
 
   it("compares digests by value, whatever their length", () => {
-    const digest = digestSecret("s");
-    expect(digestsEqual(digest, digestSecret("s"))).toBe(true);
-    expect(digestsEqual(digest, digestSecret("t"))).toBe(false);
-    expect(digestsEqual(digest, digest.slice(0, 62))).toBe(false);
-    expect(digestsEqual("", "")).toBe(false);
-    expect(digestsEqual(digest, "not hex")).toBe(false);
+    const digest = secretDigest("s");
+    expect(digest.toString("hex")).toBe(digestSecret("s"));
+    expect(digestsEqual(digest, secretDigest("s"))).toBe(true);
+    expect(digestsEqual(digest, secretDigest("t"))).toBe(false);
+    expect(digestsEqual(digest, digest.subarray(0, 31))).toBe(false);
+    expect(digestsEqual(Buffer.alloc(0), Buffer.alloc(0))).toBe(false);
+    // A stored digest that is not hex decodes to nothing, which matches nothing.
+    expect(digestsEqual(digest, keyDigests({ digest: "not hex", previousDigest: null, previousValidUntil: null }).digest)).toBe(false);
   });
 
   it("matches the current secret, and the previous one only within its grace", () => {
     const [current, previous] = [digestSecret("new"), digestSecret("old")];
     const until = new Date("2030-01-01T12:00:00Z");
-    const key = { digest: current, previousDigest: previous, previousValidUntil: until };
-    expect(matchDigest(key, current, new Date("2031-01-01"))).toBe("current");
-    expect(matchDigest(key, previous, new Date("2030-01-01T11:59:59Z"))).toBe("previous");
-    expect(matchDigest(key, previous, until)).toBeUndefined();
-    expect(matchDigest({ digest: current, previousDigest: null, previousValidUntil: null }, previous, new Date(0))).toBeUndefined();
+    const key = keyDigests({ digest: current, previousDigest: previous, previousValidUntil: until });
+    const [presentedCurrent, presentedPrevious] = [secretDigest("new"), secretDigest("old")];
+    expect(matchDigest(key, presentedCurrent, new Date("2031-01-01"))).toBe("current");
+    expect(matchDigest(key, presentedPrevious, new Date("2030-01-01T11:59:59Z"))).toBe("previous");
+    expect(matchDigest(key, presentedPrevious, until)).toBeUndefined();
+    expect(matchDigest(keyDigests({ digest: current, previousDigest: null, previousValidUntil: null }), presentedPrevious, new Date(0))).toBeUndefined();
   });
 });

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import pg from "pg";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { API_KEY_PATTERN, digestSecret, matchDigest, parseApiKey } from "../../src/auth/api-keys.js";
+import { API_KEY_PATTERN, digestSecret, keyDigests, matchDigest, parseApiKey } from "../../src/auth/api-keys.js";
 import { openStore } from "../../src/store/open.js";
 import { closedPort, postgresUrl, probePostgres } from "../store/postgres-support.js";
 import { entry } from "../store/contract.js";
@@ -173,9 +173,9 @@ describe.each(backends)("passthrough keys on $name", (backend) => {
     const key = (await store.getKey(first.id))!;
     await store.close();
     const now = new Date();
-    expect(matchDigest(key, third.digest, now)).toBe("current");
-    expect(matchDigest(key, second.digest, now)).toBe("previous");
-    expect(matchDigest(key, first.digest, now)).toBeUndefined();
+    expect(matchDigest(keyDigests(key), Buffer.from(third.digest, "hex"), now)).toBe("current");
+    expect(matchDigest(keyDigests(key), Buffer.from(second.digest, "hex"), now)).toBe("previous");
+    expect(matchDigest(keyDigests(key), Buffer.from(first.digest, "hex"), now)).toBeUndefined();
     expect(key.previousValidUntil!.getTime() - now.getTime()).toBeGreaterThan(23 * 3_600_000);
 
     const stored = await backend.dump(config);

@@ -1,6 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { describe, expect, it } from "vitest";
-import { digestSecret, matchDigest, newApiKey } from "../../src/auth/api-keys.js";
+import { digestSecret, keyDigests, matchDigest, newApiKey } from "../../src/auth/api-keys.js";
 import type { Store } from "../../src/store/store.js";
 
 const t = (iso: string) => new Date(`2030-01-01T${iso}Z`);
@@ -68,10 +68,10 @@ export function keyCases(open: (sameAs?: Store) => Promise<Store>): void {
       const next = newApiKey(original.id);
       const rotated = await store.rotateKey(original.id, { digest: next.digest, previousValidUntil: t("12:00:00"), at: t("00:10:00") });
       expect(rotated).toMatchObject({ digest: next.digest, previousDigest: original.digest, previousValidUntil: t("12:00:00"), updatedAt: t("00:10:00") });
-      expect(matchDigest(rotated!, next.digest, t("00:10:00"))).toBe("current");
-      expect(matchDigest(rotated!, original.digest, t("11:59:59"))).toBe("previous");
-      expect(matchDigest(rotated!, original.digest, t("12:00:00"))).toBeUndefined();
-      expect(matchDigest(rotated!, digestSecret("something else"), t("00:10:00"))).toBeUndefined();
+      expect(matchDigest(keyDigests(rotated!), Buffer.from(next.digest, "hex"), t("00:10:00"))).toBe("current");
+      expect(matchDigest(keyDigests(rotated!), Buffer.from(original.digest, "hex"), t("11:59:59"))).toBe("previous");
+      expect(matchDigest(keyDigests(rotated!), Buffer.from(original.digest, "hex"), t("12:00:00"))).toBeUndefined();
+      expect(matchDigest(keyDigests(rotated!), Buffer.from(digestSecret("something else"), "hex"), t("00:10:00"))).toBeUndefined();
     });
 
     it("rotates twice: the second replaces the pending previous secret, and a secret works throughout", async () => {
@@ -81,8 +81,8 @@ export function keyCases(open: (sameAs?: Store) => Promise<Store>): void {
       await store.rotateKey("k", { digest: second.digest, previousValidUntil: t("12:00:00") });
       const twice = await store.rotateKey("k", { digest: third.digest, previousValidUntil: t("13:00:00") });
       expect(twice).toMatchObject({ digest: third.digest, previousDigest: second.digest, previousValidUntil: t("13:00:00") });
-      expect(matchDigest(twice!, first.digest, t("00:00:00"))).toBeUndefined();
-      expect(matchDigest(twice!, second.digest, t("00:00:00"))).toBe("previous");
+      expect(matchDigest(keyDigests(twice!), Buffer.from(first.digest, "hex"), t("00:00:00"))).toBeUndefined();
+      expect(matchDigest(keyDigests(twice!), Buffer.from(second.digest, "hex"), t("00:00:00"))).toBe("previous");
     });
 
     it("rotates concurrently without losing a secret: one is current, the other previous", async () => {
