@@ -166,7 +166,7 @@ interface Listeners {
 class Call implements TrackedCall {
   readonly startedAt = Date.now();
   readonly journalKey = newJournalKey(this.startedAt);
-  readonly requestId = randomUUID();
+  #requestId: string | undefined;
   readonly protocol: Protocol;
   readonly door: Door;
   readonly method: DescMethod;
@@ -203,6 +203,11 @@ class Call implements TrackedCall {
     this.procedure = `/${init.method.parent.typeName}/${init.method.name}`;
     this.route = init.route;
     this.requestHeader = init.requestHeader;
+  }
+
+  /** Made when first asked for (by the signals): a gateway without sinks never needs one. */
+  get requestId(): string {
+    return (this.#requestId ??= randomUUID());
   }
 
   get usage(): TokenUsage | undefined {

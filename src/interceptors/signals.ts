@@ -58,9 +58,7 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
     emitted.set(call, []);
     emit(call, "chat_started", {}, provider ?? call.providerName ?? null);
   };
-  // Without a sink nothing is built: an event nobody delivers is garbage to collect.
-  const anySink = dispatcher.stats().length > 0;
-  const signalled = (call: CallRecord) => anySink && call.admitted && callsProvider(call.method);
+  const signalled = (call: CallRecord) => call.admitted && callsProvider(call.method);
 
   const startWith = (call: CallRecord, message: unknown) => {
     const asked = (message as { providerName?: unknown }).providerName;

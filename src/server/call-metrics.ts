@@ -70,6 +70,7 @@ export function createCallMetrics(registry: Registry, options: CallMetricsOption
   const known = options.providers === undefined ? undefined : new Set(options.providers);
   // Label children bound once per series: labels() hashes its arguments on every call.
   const series = new Map<string, Series>();
+  const upstreamSeries = new Map<string, Histogram.Internal<string>>();
 
   return (call) => {
     const outcome = call.outcome?.code ?? 0;
@@ -95,7 +96,11 @@ export function createCallMetrics(registry: Registry, options: CallMetricsOption
     bound.calls.inc();
     bound.duration.observe((call.durationMs ?? 0) / 1000);
     if (call.upstreamDurationMs !== undefined) {
-      upstreamDuration.labels(provider, call.upstreamStatus === undefined ? "error" : String(call.upstreamStatus)).observe(call.upstreamDurationMs / 1000);
+      const status = call.upstreamStatus === undefined ? "error" : String(call.upstreamStatus);
+      const upstreamKey = `${provider}\0${status}`;
+      let upstream = upstreamSeries.get(upstreamKey);
+      if (upstream === undefined) upstreamSeries.set(upstreamKey, (upstream = upstreamDuration.labels(provider, status)));
+      upstream.observe(call.upstreamDurationMs / 1000);
     }
   };
 }

@@ -51,7 +51,6 @@ import { createListener, type NodeHandler } from "./listener.js";
 import { createMetricsHandler, createMetricsRegistry } from "./metrics.js";
 import { createReadiness, createReadinessHandler } from "./readiness.js";
 import { createRefusalMetrics } from "./refusal-metrics.js";
-import { setNoCacheHeaders } from "./no-cache.js";
 import { loadPlayground, PLAYGROUND_ROOT } from "./playground.js";
 import { createReflectionService, createReflectionV1alphaService } from "./reflection.js";
 
@@ -118,7 +117,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const instance = config.server.instanceId;
   const logging = { logPrompt: config.logging.logPrompt, logPromptSince: 0 };
   const dispatcher = await openSignals(config.signals, { logger, logging }, instance, signalSinks);
-  const signals = createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` });
+  // Without a sink no event is built, and the interceptor is left out of every call's chain.
+  const signals = dispatcher.stats().length > 0 ? createSignalInterceptor({ dispatcher, includeBodies: config.signals.includeBodies, source: `passthrough/${instance}` }) : undefined;
   const upstream = createUpstreamClient(config.upstream);
   const reconfigureLogging = (settings: Config["logging"], by?: string) => {
     logger.level = settings.level;
@@ -152,14 +152,16 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   const journal = journaling ? openJournal(config.journal, { store, logger, instance, metrics }) : undefined;
   if (journal) tracker.onCallEnd(journal.onCallEnd);
   if (auth) tracker.onCallEnd(auth.onCallEnd);
-  tracker.onUpstreamStart(signals.onUpstreamStart);
-  tracker.onCallEnd(signals.onCallEnd);
+  if (signals) {
+    tracker.onUpstreamStart(signals.onUpstreamStart);
+    tracker.onCallEnd(signals.onCallEnd);
+  }
   if (tracing.calls) tracker.onCallEnd(tracing.calls.onCallEnd);
   for (const listener of hooks.onCallEnd ?? []) tracker.onCallEnd(listener);
   const headerStage = createHeaderStage([...(auth ? [auth.headerCheck] : []), ...(hooks.headerChecks ?? [])], (error, call) =>
     logger.error({ err: error, journalKey: call.journalKey }, "a header check failed"),
   );
-  const interceptors = [createErrorBoundaryInterceptor(logger), ...(auth ? [auth.interceptor] : []), signals.interceptor, ...(hooks.interceptors ?? [])];
+  const interceptors = [createErrorBoundaryInterceptor(logger), ...(auth ? [auth.interceptor] : []), ...(signals ? [signals.interceptor] : []), ...(hooks.interceptors ?? [])];
   const drain = createDrain();
   // connect-node links each call's signal to it for the call's length: many calls at once are no leak.
   setMaxListeners(0, drain.cancelled);
@@ -206,8 +208,8 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   if (config.server.playground && playground === undefined) logger.warn({ root: PLAYGROUND_ROOT }, "the playground is not built (npm run build), or could not be read: / is a 404");
   const serveMetrics = createMetricsHandler(metrics);
   const serveReadiness = createReadinessHandler(readiness);
+  // Every response is never cached (SPEC section 9): the response classes set the headers as they are made.
   const handler: NodeHandler = (req, res) => {
-    setNoCacheHeaders(res);
     drain.track(res);
     const path = req.url ?? "/";
     if (path === "/healthz") {

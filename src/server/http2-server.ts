@@ -1,6 +1,7 @@
 import * as http2 from "node:http2";
 import { initBeforeEnd, runBeforeEnd } from "../node-http/response.js";
 import type { NodeHandler } from "./listener.js";
+import { setNoCacheHeaders } from "./no-cache.js";
 
 export interface Http2Limits {
   headersTimeoutMs: number;
@@ -28,11 +29,12 @@ const LINGER_MS = 2_000;
 /** How long a session told to go away may take to close before it is destroyed. */
 const GOAWAY_GRACE_MS = 5_000;
 
-/** The gateway's HTTP/2 response: its `end` runs the response's `beforeEnd` hook first. */
+/** The gateway's HTTP/2 response: never cached from the start; its `end` runs the response's `beforeEnd` hook first. */
 class GatewayHttp2Response extends http2.Http2ServerResponse {
   constructor(stream: http2.ServerHttp2Stream) {
     super(stream);
     initBeforeEnd(this);
+    setNoCacheHeaders(this);
   }
 
   override end(...args: unknown[]): this {

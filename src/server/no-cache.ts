@@ -9,8 +9,9 @@ export const NO_CACHE_HEADERS: Readonly<Record<string, string>> = {
 };
 
 /**
- * Set on the Node response before any handler runs, because connect-node writes some
- * responses (a body it cannot decode, an unknown content type) without running interceptors.
+ * Set by the gateway's response classes (http1-server.ts, http2-server.ts) as each response is
+ * made, before any handler runs, because connect-node writes some responses (a body it cannot
+ * decode, an unknown content type) without running interceptors.
  */
 export function setNoCacheHeaders(res: ServerResponse | Http2ServerResponse): void {
   res.setHeader("cache-control", NO_CACHE_HEADERS["cache-control"]);
