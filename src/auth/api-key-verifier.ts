@@ -43,8 +43,9 @@ export function createApiKeyVerifier({ cache }: { cache: KeyCache }): Credential
 
   function decide(key: ApiKey | undefined, digest: Buffer): Verification {
     const now = new Date();
-    const known = key === undefined ? undefined : prepare(key);
-    if (key === undefined || known === undefined || matchDigest(known.digests, digest, now) === undefined) return refuse("unknown", "no such API key");
+    if (key === undefined) return refuse("unknown", "no such API key");
+    const known = prepare(key);
+    if (matchDigest(known.digests, digest, now) === undefined) return refuse("unknown", "no such API key");
     if (key.revokedAt !== null && key.revokedAt <= now) return refuse("revoked", "this API key was revoked");
     if (key.expiresAt !== null && key.expiresAt <= now) return refuse("expired", "this API key has expired");
     cache.used(key.id, now);

@@ -45,13 +45,6 @@ export interface Authentication {
  * logged here, without its credential, and never reaches the interceptors or the provider.
  */
 export function createAuthInterceptor({ verifiers, limiter, limits, logger, adminServices = [], onRefusal }: AuthOptions): Authentication {
-  // A key's principal is shared by its calls (api-key-verifier.ts): its limits are worked out once.
-  const limitsOf = new WeakMap<AuthPrincipal, RateLimits>();
-  const ownLimits = (principal: AuthPrincipal): RateLimits => {
-    let found = limitsOf.get(principal);
-    if (found === undefined) limitsOf.set(principal, (found = effectiveLimits(principal.limits, limits)));
-    return found;
-  };
   const adminOnly = new Set(adminServices.map((service) => service.typeName));
 
   const refused = (call: CallRecord, error: unknown): never => {
@@ -63,7 +56,7 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger, admi
   };
   const admit = (call: CallRecord, principal: AuthPrincipal): void | Promise<void> => {
     call.principal = principal;
-    const own = ownLimits(principal);
+    const own = effectiveLimits(principal.limits, limits);
     if (own.requestsPerMinute === undefined && own.tokensPerMinute === undefined) return;
     return limiter.admit(principal.id, own).then((admission) => {
       if (admission.allowed) return;
@@ -125,7 +118,7 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger, admi
     const principal = authPrincipalOf(call);
     const tokens = call.usage?.totalTokens;
     if (principal === undefined || tokens === undefined || tokens <= 0) return;
-    const own = ownLimits(principal);
+    const own = effectiveLimits(principal.limits, limits);
     if (own.tokensPerMinute === undefined) return;
     limiter.charge(principal.id, tokens, own).catch((error: unknown) => logger.warn({ err: error, principal: principal.id }, "tokens not charged"));
   };
