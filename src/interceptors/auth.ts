@@ -87,31 +87,36 @@ export function createAuthInterceptor({ verifiers, limiter, limits, logger, admi
     }
   };
 
-  const interceptor: Interceptor = (next) => async (req) => {
-    const call = req.contextValues.get(kCallRecord);
-    if (call === undefined) return next(req);
-    const principal = authPrincipalOf(call);
-    // Fail closed: a recorded call always passed the header check, or was refused there. A
-    // refused stream's body throws the refusal when read (connect-door.ts): read it first, so
-    // that the caller gets the refusal's own words; no message reaches the handler either way.
-    if (principal === undefined) {
-      if (!req.stream) throw notAuthenticated();
-      const failClosed = () => {
-        throw notAuthenticated();
-      };
-      return next({ ...req, message: withFirst(req.message, failClosed) });
+  // Not async: a call that passes costs no promise of its own; a refusal is a rejected promise, as from any interceptor.
+  const interceptor: Interceptor = (next) => (req) => {
+    try {
+      const call = req.contextValues.get(kCallRecord);
+      if (call === undefined) return next(req);
+      const principal = authPrincipalOf(call);
+      // Fail closed: a recorded call always passed the header check, or was refused there. A
+      // refused stream's body throws the refusal when read (connect-door.ts): read it first, so
+      // that the caller gets the refusal's own words; no message reaches the handler either way.
+      if (principal === undefined) {
+        if (!req.stream) throw notAuthenticated();
+        const failClosed = () => {
+          throw notAuthenticated();
+        };
+        return next({ ...req, message: withFirst(req.message, failClosed) });
+      }
+      if (adminOnly.has(call.method.parent.typeName)) {
+        denying(() => assertAdmin(principal));
+        return next(req);
+      }
+      if (!callsProvider(call.method)) return next(req);
+      const check = (message: unknown) => denying(() => assertProviderAllowed(principal, normalizeProviderName(String((message as { providerName?: unknown }).providerName ?? ""))));
+      if (!req.stream) {
+        check(req.message);
+        return next(req);
+      }
+      return next({ ...req, message: withFirst(req.message, check) });
+    } catch (error) {
+      return Promise.reject(error);
     }
-    if (adminOnly.has(call.method.parent.typeName)) {
-      denying(() => assertAdmin(principal));
-      return next(req);
-    }
-    if (!callsProvider(call.method)) return next(req);
-    const check = (message: unknown) => denying(() => assertProviderAllowed(principal, normalizeProviderName(String((message as { providerName?: unknown }).providerName ?? ""))));
-    if (!req.stream) {
-      check(req.message);
-      return next(req);
-    }
-    return next({ ...req, message: withFirst(req.message, check) });
   };
 
   const onCallEnd: CallListener = (call) => {

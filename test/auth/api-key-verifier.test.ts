@@ -5,9 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createApiKeyVerifier } from "../../src/auth/api-key-verifier.js";
 import { newApiKey } from "../../src/auth/api-keys.js";
 import { createKeyCache, type KeyCache } from "../../src/auth/key-cache.js";
-import type { Credential } from "../../src/auth/verifier.js";
+import type { Credential, Verification } from "../../src/auth/verifier.js";
 import { openStore } from "../../src/store/open.js";
-import type { Store } from "../../src/store/store.js";
+import type { ApiKey, Store } from "../../src/store/store.js";
 import { runVerifierContract } from "./verifier.contract.js";
 
 const dir = mkdtempSync(path.join(tmpdir(), "passthrough-api-key-verifier-"));
@@ -80,5 +80,68 @@ describe("API key verifier over the key cache", () => {
     await store.revokeKey(key.id);
     await new Promise((resolve) => setTimeout(resolve, 120));
     expect((await verifier.verify(credential)).refusal?.reason).toBe("revoked");
+  });
+});
+
+describe("API key verifier: a presented key it has already verified", () => {
+  /** A key as the store would hand it out, with `secret` current (and `previous` rotated out until `graceUntil`). */
+  const keyOf = (material: ReturnType<typeof newApiKey>, more: Partial<ApiKey> = {}): ApiKey => ({
+    id: material.id,
+    name: "memo",
+    allowedProviders: null,
+    requestsPerMinute: null,
+    tokensPerMinute: null,
+    admin: false,
+    createdAt: new Date(),
+    expiresAt: null,
+    revokedAt: null,
+    lastUsedAt: null,
+    previousValidUntil: null,
+    updatedAt: new Date(),
+    version: 1,
+    digest: material.digest,
+    previousDigest: null,
+    ...more,
+  });
+  /** A cache that hands out whatever `current` is, synchronously, as a cache hit does. */
+  const fixedCache = (current: { key: ApiKey | undefined }): KeyCache => ({ get: () => current.key, used: () => {}, close: async () => {} });
+  const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  it("refuses a rotated-out secret once its grace ends, although the cache still hands out the same key", async () => {
+    const old = newApiKey();
+    const fresh = newApiKey(old.id);
+    const current = { key: keyOf(fresh, { previousDigest: old.digest, previousValidUntil: new Date(Date.now() + 80) }) };
+    const verifier = createApiKeyVerifier({ cache: fixedCache(current) });
+    const credential = apiKey(old.key.reveal());
+    expect((verifier.verify(credential) as Verification).principal?.id).toBe(old.id);
+    expect((verifier.verify(credential) as Verification).principal?.id).toBe(old.id);
+    await pause(120);
+    expect((verifier.verify(credential) as Verification).refusal?.reason).toBe("unknown");
+    expect((verifier.verify(apiKey(fresh.key.reveal())) as Verification).principal?.id).toBe(old.id);
+  });
+
+  it("refuses it once the key expires while cached", async () => {
+    const material = newApiKey();
+    const verifier = createApiKeyVerifier({ cache: fixedCache({ key: keyOf(material, { expiresAt: new Date(Date.now() + 80) }) }) });
+    const credential = apiKey(material.key.reveal());
+    expect((verifier.verify(credential) as Verification).principal?.id).toBe(material.id);
+    await pause(120);
+    expect((verifier.verify(credential) as Verification).refusal?.reason).toBe("expired");
+  });
+
+  it("checks it afresh against a key the cache refreshed: a rotation without grace, then a revocation", () => {
+    const old = newApiKey();
+    const fresh = newApiKey(old.id);
+    const current: { key: ApiKey | undefined } = { key: keyOf(old) };
+    const verifier = createApiKeyVerifier({ cache: fixedCache(current) });
+    const credential = apiKey(old.key.reveal());
+    expect((verifier.verify(credential) as Verification).principal?.id).toBe(old.id);
+    current.key = keyOf(fresh, { previousDigest: old.digest, previousValidUntil: new Date(Date.now() - 1) });
+    expect((verifier.verify(credential) as Verification).refusal?.reason).toBe("unknown");
+    expect((verifier.verify(apiKey(fresh.key.reveal())) as Verification).principal?.id).toBe(old.id);
+    current.key = keyOf(fresh, { revokedAt: new Date() });
+    expect((verifier.verify(apiKey(fresh.key.reveal())) as Verification).refusal?.reason).toBe("revoked");
+    current.key = undefined;
+    expect((verifier.verify(apiKey(fresh.key.reveal())) as Verification).refusal?.reason).toBe("unknown");
   });
 });
