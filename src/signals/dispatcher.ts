@@ -1,6 +1,6 @@
 import { WriteAheadLog } from "../durable/write-ahead-log.js";
 import { messageOf, type Logger } from "../logging/logger.js";
-import type { SignalEvent, SignalSink } from "./sink.js";
+import { eventsJson, type SignalEvent, type SignalSink } from "./sink.js";
 
 export interface DispatcherOptions {
   sinks: readonly SignalSink[];
@@ -95,7 +95,7 @@ export function createSignalDispatcher(options: DispatcherOptions): SignalDispat
       if (writeAhead === undefined || events.length === 0) return;
       let line: string;
       try {
-        line = JSON.stringify(events);
+        line = eventsJson(events);
       } catch (error) {
         return logger.error({ error: messageOf(error) }, "signal events could not be serialized for the write-ahead log");
       }

@@ -25,6 +25,26 @@ export interface SignalEvent {
   readonly data: JsonObject;
 }
 
+const serialized = new WeakMap<SignalEvent, string>();
+
+/**
+ * The event's JSON, made once however many sinks (and the dispatcher's write-ahead log) ask
+ * for it: an event does not change once emitted.
+ */
+export function eventJson(event: SignalEvent): string {
+  let json = serialized.get(event);
+  if (json === undefined) {
+    json = JSON.stringify(event);
+    serialized.set(event, json);
+  }
+  return json;
+}
+
+/** A batch as one JSON array, from each event's own JSON. */
+export function eventsJson(events: readonly SignalEvent[]): string {
+  return `[${events.map(eventJson).join(",")}]`;
+}
+
 /**
  * Where signals go (SPEC section 6): one small interface, implemented by the built-in sinks in
  * `sinks/` and by a custom module. The dispatcher (dispatcher.ts) calls `deliver` with one batch

@@ -1,6 +1,6 @@
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import type { SignalEvent, SignalSink } from "../sink.js";
+import { eventJson, type SignalEvent, type SignalSink } from "../sink.js";
 import { abortedError, untilAborted } from "./abort.js";
 
 export interface LogSinkOptions {
@@ -22,11 +22,11 @@ export function createLogSink(options: LogSinkOptions = {}): SignalSink {
   return new LogSink(path === undefined ? stdoutWriter() : fileWriter(resolve(path)), options.keepBodies ?? (() => true));
 }
 
-/** The event without `data.body`. */
-function withoutBody(event: SignalEvent): SignalEvent {
-  if (!("body" in event.data)) return event;
+/** The event's JSON without `data.body`. */
+function jsonWithoutBody(event: SignalEvent): string {
+  if (!("body" in event.data)) return eventJson(event);
   const { body: _body, ...data } = event.data;
-  return { ...event, data };
+  return JSON.stringify({ ...event, data });
 }
 
 interface Writer {
@@ -53,7 +53,7 @@ class LogSink implements SignalSink {
     if (signal.aborted) return Promise.reject(abortedError(signal, "the log delivery"));
     let text: string;
     try {
-      text = events.map((event) => `${JSON.stringify(this.keepBodies(event) ? event : withoutBody(event))}\n`).join("");
+      text = events.map((event) => `${this.keepBodies(event) ? eventJson(event) : jsonWithoutBody(event)}\n`).join("");
     } catch (error) {
       return Promise.reject(error);
     }

@@ -1,6 +1,6 @@
 import { jetstream, type JetStreamClient } from "@nats-io/jetstream";
 import { connect, headers, type ConnectionOptions, type MsgHdrs, type NatsConnection } from "@nats-io/transport-node";
-import type { SignalEvent, SignalSink, SinkContext } from "../sink.js";
+import { eventJson, type SignalEvent, type SignalSink, type SinkContext } from "../sink.js";
 import { abortedError, untilAborted } from "./abort.js";
 
 export interface NatsSinkOptions {
@@ -101,7 +101,7 @@ class NatsSink implements SignalSink {
     if (this.#disconnected) throw new Error("the NATS sink lost its server; the client is reconnecting");
     // Each publish goes out in the batch's order when it is called; the acknowledgements are awaited together.
     const acks = events.map((event) =>
-      js.publish(this.#subject, this.#encoder.encode(JSON.stringify(event)), { msgID: event.id, headers: cloudEventHeaders(event), timeout: this.#timeoutMs }),
+      js.publish(this.#subject, this.#encoder.encode(eventJson(event)), { msgID: event.id, headers: cloudEventHeaders(event), timeout: this.#timeoutMs }),
     );
     try {
       await untilAborted(Promise.all(acks), signal, "the NATS delivery");

@@ -1,5 +1,5 @@
 import { Redis } from "ioredis";
-import type { SignalEvent, SignalSink, SinkContext } from "../sink.js";
+import { eventJson, type SignalEvent, type SignalSink, type SinkContext } from "../sink.js";
 import { abortedError, untilAborted } from "./abort.js";
 
 export interface RedisSinkOptions {
@@ -70,7 +70,7 @@ class RedisSink implements SignalSink {
     await untilAborted(this.#connect(), signal, "the Redis delivery");
     const pipeline = this.#redis.pipeline();
     for (const event of events) {
-      pipeline.xadd(this.#stream, "MAXLEN", "~", this.#maxLen, "*", "signal", event.signal, "id", event.id, "event", JSON.stringify(event));
+      pipeline.xadd(this.#stream, "MAXLEN", "~", this.#maxLen, "*", "signal", event.signal, "id", event.id, "event", eventJson(event));
     }
     let results: Array<[Error | null, unknown]> | null;
     try {

@@ -1,6 +1,6 @@
 import { createHash, createHmac } from "node:crypto";
 import { Pool } from "undici";
-import type { SignalEvent, SignalSink, SinkContext } from "../sink.js";
+import { eventsJson, type SignalEvent, type SignalSink, type SinkContext } from "../sink.js";
 import { abortedError } from "./abort.js";
 
 export interface WebhookSinkOptions {
@@ -83,7 +83,7 @@ class WebhookSink implements SignalSink {
   async deliver(events: readonly SignalEvent[], signal: AbortSignal): Promise<void> {
     if (this.#closing) throw new Error("the webhook sink is closed");
     if (signal.aborted) throw abortedError(signal, "the webhook delivery");
-    const body = Buffer.from(JSON.stringify(events), "utf8");
+    const body = Buffer.from(eventsJson(events), "utf8");
     const timeout = AbortSignal.timeout(this.#timeoutMs);
     const bounded = AbortSignal.any([signal, timeout]);
     let statusCode: number;
