@@ -7,7 +7,7 @@ import { normalizeProviderName } from "../providers/provider.js";
 import { callsProvider } from "../service/provider-methods.js";
 import { withFirst } from "./first-message.js";
 import type { SignalDispatcher } from "../signals/dispatcher.js";
-import type { SignalEvent, SignalName } from "../signals/sink.js";
+import { BODY_JSON, type SignalEvent, type SignalName } from "../signals/sink.js";
 
 export interface SignalOptions {
   dispatcher: SignalDispatcher;
@@ -27,6 +27,8 @@ export interface Signals {
   readonly onCallEnd: CallListener;
 }
 
+const utf8 = new TextDecoder();
+
 /**
  * The lifecycle signals of SPEC section 6 for every admitted Passthrough and PassthroughStream
  * call (ListProviders calls no provider: none), on every protocol: `chat_started` first (emitted at the end when the call failed before its handler,
@@ -37,7 +39,7 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
   // A call's events so far, from chat_started on: committed together when it ends.
   const emitted = new WeakMap<CallRecord, SignalEvent[]>();
 
-  const emit = (call: CallRecord, signal: SignalName, data: JsonObject, provider = call.providerName ?? null, weight?: number) => {
+  const emit = (call: CallRecord, signal: SignalName, data: JsonObject, provider = call.providerName ?? null, weight?: number, bodyJson?: string) => {
     const event: SignalEvent = {
       signal,
       id: randomUUID(),
@@ -49,6 +51,7 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
       principal: call.principal?.id ?? null,
       source,
       data,
+      ...(bodyJson !== undefined && { [BODY_JSON]: bodyJson }),
     };
     dispatcher.emit(event, weight);
     emitted.get(call)?.push(event);
@@ -78,8 +81,11 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
     if (!signalled(call)) return;
     start(call);
     const data: JsonObject = {};
-    if (includeBodies && call.request?.body !== undefined) data.body = call.request.body;
-    emit(call, "chat_completion_request", data, undefined, call.request?.bytes?.byteLength);
+    const request = call.request;
+    if (!includeBodies || request?.body === undefined) return emit(call, "chat_completion_request", data);
+    data.body = request.body;
+    // REST's bytes were parsed into that body, so they are its JSON as the caller wrote it.
+    emit(call, "chat_completion_request", data, undefined, request.bytes?.byteLength, request.bytes && utf8.decode(request.bytes));
   };
 
   const onCallEnd: CallListener = (call) => {
@@ -92,7 +98,8 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
       const usage = call.usage;
       if (usage !== undefined) data.usage = { prompt_tokens: usage.promptTokens ?? null, completion_tokens: usage.completionTokens ?? null, total_tokens: usage.totalTokens ?? null };
       if (includeBodies) data.body = call.answerBody ?? null;
-      emit(call, "chat_completion_response", data, undefined, call.answer?.kind === "unary" ? call.answer.text.length : undefined);
+      const unary = call.answer?.kind === "unary" ? call.answer.text : undefined;
+      emit(call, "chat_completion_response", data, undefined, unary?.length, includeBodies ? unary : undefined);
     } else {
       Object.assign(data, { code: codeToString(outcome.code), status: outcome.status, message: outcome.message ?? "" });
       emit(call, "chat_response_failure", data);

@@ -23,7 +23,16 @@ export interface SignalEvent {
   /** The instance that emitted it (CloudEvents `source`). */
   readonly source: string;
   readonly data: JsonObject;
+  /**
+   * `data.body` as the JSON text it arrived as (the caller's REST body, a provider's unary
+   * answer), when the gateway has it: `eventJson` puts these bytes in as they are, which is
+   * both cheaper and more faithful than serializing the parsed body again. Not part of the JSON.
+   */
+  readonly [BODY_JSON]?: string;
 }
+
+/** The key of `SignalEvent`'s body text. */
+export const BODY_JSON: unique symbol = Symbol("passthrough.signal.bodyJson");
 
 const serialized = new WeakMap<SignalEvent, string>();
 
@@ -34,10 +43,20 @@ const serialized = new WeakMap<SignalEvent, string>();
 export function eventJson(event: SignalEvent): string {
   let json = serialized.get(event);
   if (json === undefined) {
-    json = JSON.stringify(event);
+    const body = event[BODY_JSON];
+    json = body === undefined ? JSON.stringify(event) : withBodyText(event, body);
     serialized.set(event, json);
   }
   return json;
+}
+
+/** The event's JSON with `data` last and `body` last in it, as the text given. */
+function withBodyText(event: SignalEvent, body: string): string {
+  const { data, ...head } = event;
+  const { body: _parsed, ...rest } = data;
+  const top = JSON.stringify(head);
+  const fields = JSON.stringify(rest);
+  return `${top.slice(0, -1)},"data":${fields.length > 2 ? `${fields.slice(0, -1)},` : "{"}"body":${body}}}`;
 }
 
 /** A batch as one JSON array, from each event's own JSON. */

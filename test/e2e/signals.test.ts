@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { SignalEvent, SignalName } from "../../src/signals/sink.js";
+import { eventJson, type SignalEvent, type SignalName } from "../../src/signals/sink.js";
 import { callStream, createProtocolClient, PROTOCOLS, sendUndecodable, STREAM_PROTOCOLS } from "../support/clients.js";
-import { chunks, completion, contentOf, errorBody, json, sse, startFakeProvider, type FakeProvider } from "../support/fake-provider.js";
+import { chunks, completion, contentOf, errorBody, json, sse, startFakeProvider, text, type FakeProvider } from "../support/fake-provider.js";
 import { startTestGateway, type TestGateway } from "../support/gateway.js";
 import { memorySink } from "../support/memory-sink.js";
 
@@ -109,8 +109,10 @@ describe.each(PROTOCOLS)("signals of a Passthrough call over %s", (protocol) => 
     client.close();
     const list = await signalsOf(result.headers["x-journal-key"]);
     expect(names(list)).toEqual(succeeded);
-    expect(JSON.stringify(list)).not.toContain("do not copy");
-    expect(JSON.stringify(list)).not.toContain("Hello from the fake provider");
+    for (const serialized of [JSON.stringify(list), list.map(eventJson).join("\n")]) {
+      expect(serialized).not.toContain("do not copy");
+      expect(serialized).not.toContain("Hello from the fake provider");
+    }
   });
 
   it("are not emitted for a call that authentication refused", async () => {
@@ -147,6 +149,30 @@ describe.each(STREAM_PROTOCOLS)("signals of a PassthroughStream over %s", (proto
     const list = await signalsOf(journalKey);
     expect(names(list)).toEqual(failedUpstream);
     expect(list[2].data).toMatchObject({ code: "canceled" });
+  });
+});
+
+describe("signals of a REST call, as sinks serialize them", () => {
+  it("carry the caller's body and the provider's answer as the bytes they were, not as parsed and serialized again", async () => {
+    // A number past double precision and spacing of its own survive only as the original text.
+    const requestText = '{ "model": "m",  "seed": 12345678901234567890123, "messages": [{"role": "user", "content": "hi"}] }';
+    const answerText = '{"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "big": 98765432109876543210987, "choices": []}';
+    provider.reply(text(200, answerText, "application/json"));
+    const response = await fetch(`${gateway.url}/api/v1/prompts/passthrough/local/`, { method: "POST", headers: { "content-type": "application/json" }, body: requestText });
+    expect(response.status).toBe(200);
+    await response.arrayBuffer();
+    const list = await signalsOf(response.headers.get("x-journal-key"));
+    const [, request, answer] = list;
+    expect(names(list)).toEqual(succeeded);
+    const requestJson = eventJson(request);
+    expect(requestJson).toContain(`"data":{"body":${requestText}}`);
+    const plain = (event: unknown) => JSON.parse(JSON.stringify(event)) as unknown;
+    expect(JSON.parse(requestJson)).toEqual(plain({ ...request, data: { body: JSON.parse(requestText) } }));
+    const answerJson = eventJson(answer);
+    expect(answerJson).toContain(`,"body":${answerText}}`);
+    expect(JSON.parse(answerJson)).toEqual(plain({ ...answer, data: { ...answer.data, body: JSON.parse(answerText) } }));
+    // The events' other JSON is what JSON.stringify makes of them.
+    expect(eventJson(list[0])).toBe(JSON.stringify(list[0]));
   });
 });
 
