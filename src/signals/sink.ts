@@ -34,29 +34,48 @@ export interface SignalEvent {
 /** The key of `SignalEvent`'s body text. */
 export const BODY_JSON: unique symbol = Symbol("passthrough.signal.bodyJson");
 
-const serialized = new WeakMap<SignalEvent, string>();
+/** Where an event's JSON texts are kept once made: on the event itself, since a WeakMap entry per event costs the garbage collector more than the JSON. */
+const JSON_TEXT = Symbol("passthrough.signal.json");
+const JSON_WITHOUT_BODY = Symbol("passthrough.signal.jsonWithoutBody");
+type Serialized = { [JSON_TEXT]?: string; [JSON_WITHOUT_BODY]?: string };
 
 /**
- * The event's JSON, made once however many sinks (and the dispatcher's write-ahead log) ask
- * for it: an event does not change once emitted.
+ * The event's JSON (`JSON.stringify(event)`), made once however many sinks (and the
+ * dispatcher's write-ahead log) ask for it: an event does not change once emitted. An event
+ * with a body text has it written in as it is, `data` last and `body` last in it.
  */
 export function eventJson(event: SignalEvent): string {
-  let json = serialized.get(event);
-  if (json === undefined) {
-    const body = event[BODY_JSON];
-    json = body === undefined ? JSON.stringify(event) : withBodyText(event, body);
-    serialized.set(event, json);
-  }
-  return json;
+  const cached = (event as Serialized)[JSON_TEXT];
+  if (cached !== undefined) return cached;
+  return event[BODY_JSON] === undefined ? keep(event, JSON_TEXT, JSON.stringify(event)) : spliced(event, event[BODY_JSON])[JSON_TEXT];
 }
 
-/** The event's JSON with `data` last and `body` last in it, as the text given. */
-function withBodyText(event: SignalEvent, body: string): string {
+/** The event's JSON without `data.body`, as a sink that must not keep bodies writes it; made once too. */
+export function eventJsonWithoutBody(event: SignalEvent): string {
+  if (event.data.body === undefined) return eventJson(event);
+  const cached = (event as Serialized)[JSON_WITHOUT_BODY];
+  if (cached !== undefined) return cached;
+  if (event[BODY_JSON] !== undefined) return spliced(event, event[BODY_JSON])[JSON_WITHOUT_BODY];
+  const { body: _body, ...data } = event.data;
+  return keep(event, JSON_WITHOUT_BODY, JSON.stringify({ ...event, data }));
+}
+
+/** Both texts of an event whose body is given as text, from one serialization of the rest. */
+function spliced(event: SignalEvent, body: string): Required<Serialized> {
   const { data, ...head } = event;
   const { body: _parsed, ...rest } = data;
-  const top = JSON.stringify(head);
+  const top = JSON.stringify(head).slice(0, -1);
   const fields = JSON.stringify(rest);
-  return `${top.slice(0, -1)},"data":${fields.length > 2 ? `${fields.slice(0, -1)},` : "{"}"body":${body}}}`;
+  return {
+    [JSON_TEXT]: keep(event, JSON_TEXT, `${top},"data":${fields.length > 2 ? `${fields.slice(0, -1)},` : "{"}"body":${body}}}`),
+    [JSON_WITHOUT_BODY]: keep(event, JSON_WITHOUT_BODY, `${top},"data":${fields}}`),
+  };
+}
+
+/** Keeps a text on the event, not enumerable: it is no part of the event, for copies and comparisons alike. */
+function keep(event: SignalEvent, key: typeof JSON_TEXT | typeof JSON_WITHOUT_BODY, text: string): string {
+  if (Object.isExtensible(event)) Object.defineProperty(event, key, { value: text });
+  return text;
 }
 
 /** A batch as one JSON array, from each event's own JSON. */

@@ -1,6 +1,6 @@
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { eventJson, type SignalEvent, type SignalSink } from "../sink.js";
+import { eventJson, eventJsonWithoutBody, type SignalEvent, type SignalSink } from "../sink.js";
 import { abortedError, untilAborted } from "./abort.js";
 
 export interface LogSinkOptions {
@@ -20,13 +20,6 @@ export function createLogSink(options: LogSinkOptions = {}): SignalSink {
   const { path } = options;
   if (path !== undefined && (typeof path !== "string" || path === "")) throw new TypeError("path must be a non-empty string");
   return new LogSink(path === undefined ? stdoutWriter() : fileWriter(resolve(path)), options.keepBodies ?? (() => true));
-}
-
-/** The event's JSON without `data.body`. */
-function jsonWithoutBody(event: SignalEvent): string {
-  if (!("body" in event.data)) return eventJson(event);
-  const { body: _body, ...data } = event.data;
-  return JSON.stringify({ ...event, data });
 }
 
 interface Writer {
@@ -53,7 +46,7 @@ class LogSink implements SignalSink {
     if (signal.aborted) return Promise.reject(abortedError(signal, "the log delivery"));
     let text: string;
     try {
-      text = events.map((event) => `${this.keepBodies(event) ? eventJson(event) : jsonWithoutBody(event)}\n`).join("");
+      text = events.map((event) => `${this.keepBodies(event) ? eventJson(event) : eventJsonWithoutBody(event)}\n`).join("");
     } catch (error) {
       return Promise.reject(error);
     }
