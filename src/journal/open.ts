@@ -26,7 +26,7 @@ export interface OpenJournalOptions {
 }
 
 /** A batch that is not full waits this long for more: fewer, larger transactions on a busy gateway. */
-const JOURNAL_LINGER_MS = 10;
+const JOURNAL_LINGER_MS = 50;
 
 /** The journal of SPEC section 7 over the store: the writer, its spool, retention and metrics. */
 export function openJournal(config: Config["journal"], { store, logger, instance, metrics }: OpenJournalOptions): Journal {
