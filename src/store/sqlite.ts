@@ -33,6 +33,9 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Stor
   try {
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
     db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
+    // Journal rows carry bodies of a kilobyte and more: 16 KiB pages take several per page write
+    // (a new database only: one that exists keeps its page size).
+    db.pragma("page_size = 16384");
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
     migrateSqlite(db);
