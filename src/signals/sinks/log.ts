@@ -11,8 +11,9 @@ export interface LogSinkOptions {
 }
 
 /**
- * The `log` sink: one JSON line per event (`JSON.stringify(event)`), written to standard output
- * or appended to a file, apart from the gateway's own pino logs. A batch is one write; a
+ * The `log` sink: one JSON line per event (`eventJson`, or `eventJsonWithoutBody` where
+ * `keepBodies` says no), written to standard output or appended to a file, apart from the
+ * gateway's own pino logs. A batch is one write; a
  * delivery resolves once the write is handed to the operating system, so that a slow reader
  * holds the dispatcher back instead of filling memory.
  */
