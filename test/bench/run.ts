@@ -199,18 +199,28 @@ async function main(): Promise<void> {
     if (gatewayAuth) grpcTargets.push({ handle: gatewayAuth, name: GATEWAY_AUTH_GRPC });
     const connectBody = JSON.stringify({ providerName: "bench", body: chatBody });
 
+    /**
+     * The gateways of a round in their listed order in odd rounds and in reverse in even ones
+     * (the direct and bare-proxy references first in both), so that a machine that drifts
+     * within a round does not always weigh on the same gateway: their ratios are per round.
+     */
+    const inRoundOrder = <T extends { name: string }>(list: T[], round: number): T[] => {
+      if (round % 2 === 1) return list;
+      const references = list.filter((target) => target.name === DIRECT || target.name === BARE);
+      return [...references, ...list.filter((target) => !references.includes(target)).reverse()];
+    };
     const unary = ["rest", "grpc", "connect"].some((name) => settings.scenarios.has(name));
     for (let round = 1; unary && round <= settings.rounds; round++) {
       log(`unary, round ${round}/${settings.rounds}`);
-      for (const target of targets(false, true, true)) await attempt(bench, `rest ${target.name}`, () => bench.http("rest", round, target, settings.connections, body));
+      for (const target of inRoundOrder(targets(false, true, true), round)) await attempt(bench, `rest ${target.name}`, () => bench.http("rest", round, target, settings.connections, body));
       if (settings.scenarios.has("grpc")) {
-        for (const { handle, name } of grpcTargets) await attempt(bench, `grpc ${name}`, () => bench.grpc(round, handle, name));
+        for (const { handle, name } of inRoundOrder(grpcTargets, round)) await attempt(bench, `grpc ${name}`, () => bench.grpc(round, handle, name));
       }
       if (settings.scenarios.has("connect")) {
-        for (const target of connectTargets) await attempt(bench, `connect ${target.name}`, () => bench.http("connect", round, target, settings.connections, connectBody));
+        for (const target of inRoundOrder(connectTargets, round)) await attempt(bench, `connect ${target.name}`, () => bench.http("connect", round, target, settings.connections, connectBody));
       }
       if (settings.scenarios.has("rest")) {
-        for (const target of targets(false, true)) await attempt(bench, `rest c=1 ${target.name}`, () => bench.http("rest-c1", round, target, 1, body));
+        for (const target of inRoundOrder(targets(false, true), round)) await attempt(bench, `rest c=1 ${target.name}`, () => bench.http("rest-c1", round, target, 1, body));
       }
     }
     if (balancers && gateway) {
