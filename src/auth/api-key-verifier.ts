@@ -1,5 +1,5 @@
 import type { ApiKey } from "../store/store.js";
-import { keyDigests, matchDigest, parseApiKey, secretDigest, type KeyDigests } from "./api-keys.js";
+import { inGrace, keyDigests, matchDigest, parseApiKey, secretDigest, type KeyDigests } from "./api-keys.js";
 import type { KeyCache } from "./key-cache.js";
 import { refuse, type AuthPrincipal, type CredentialVerifier, type Verification } from "./verifier.js";
 
@@ -62,7 +62,8 @@ export function createApiKeyVerifier({ cache }: { cache: KeyCache }): Credential
 
   /** A key whose secret matched: refused when revoked, expired, or matched by a rotated-out secret whose grace has ended. */
   function admit(key: ApiKey, match: "current" | "previous", now: Date): Verification {
-    if (match === "previous" && !(key.previousValidUntil !== null && now < key.previousValidUntil)) return refuse("unknown", "no such API key");
+    // matchDigest checked the grace for a fresh match; a remembered one may have outlived it.
+    if (match === "previous" && !inGrace(key, now)) return refuse("unknown", "no such API key");
     if (key.revokedAt !== null && key.revokedAt <= now) return refuse("revoked", "this API key was revoked");
     if (key.expiresAt !== null && key.expiresAt <= now) return refuse("expired", "this API key has expired");
     cache.used(key.id, now);

@@ -91,8 +91,13 @@ export function matchDigest(key: KeyDigests, digest: Buffer, now: Date): "curren
   const current = digestsEqual(key.digest, digest);
   const previous = key.previousDigest !== null && digestsEqual(key.previousDigest, digest);
   if (current) return "current";
-  if (previous && key.previousValidUntil !== null && now < key.previousValidUntil) return "previous";
+  if (previous && inGrace(key, now)) return "previous";
   return undefined;
+}
+
+/** Whether the secret before a key's last rotation is still accepted at `now`. */
+export function inGrace(key: Pick<KeyDigests, "previousValidUntil">, now: Date): boolean {
+  return key.previousValidUntil !== null && now < key.previousValidUntil;
 }
 
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
