@@ -51,7 +51,8 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
   // A call's events so far, from chat_started on: committed together when it ends.
   const emitted = new WeakMap<CallRecord, SignalEvent[]>();
 
-  const emit = (call: CallRecord, signal: SignalName, data: JsonObject, provider = call.providerName ?? null, weight?: number, bodyJson?: string) => {
+  // An event with a body's text weighs that text (the dispatcher's queue bound); one without, the dispatcher's default.
+  const emit = (call: CallRecord, signal: SignalName, data: JsonObject, provider = call.providerName ?? null, bodyJson?: string) => {
     const event: SignalEvent = {
       signal,
       id: randomUUID(),
@@ -65,7 +66,7 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
       data,
       ...(bodyJson !== undefined && { [BODY_JSON]: bodyJson }),
     };
-    dispatcher.emit(event, weight);
+    dispatcher.emit(event, bodyJson?.length);
     emitted.get(call)?.push(event);
   };
   const start = (call: CallRecord, provider?: string) => {
@@ -97,7 +98,7 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
     if (!includeBodies || request?.body === undefined) return emit(call, "chat_completion_request", data);
     data.body = request.body;
     // REST's bytes were parsed into that body, so they are its JSON as the caller wrote it.
-    emit(call, "chat_completion_request", data, undefined, request.bytes?.byteLength, request.bytes && utf8.decode(request.bytes));
+    emit(call, "chat_completion_request", data, undefined, request.bytes && utf8.decode(request.bytes));
   };
 
   const onCallEnd: CallListener = (call) => {
@@ -110,8 +111,7 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
       const usage = call.usage;
       if (usage !== undefined) data.usage = { prompt_tokens: usage.promptTokens ?? null, completion_tokens: usage.completionTokens ?? null, total_tokens: usage.totalTokens ?? null };
       if (includeBodies) data.body = call.answerBody ?? null;
-      const unary = call.answer?.kind === "unary" ? call.answer.text : undefined;
-      emit(call, "chat_completion_response", data, undefined, unary?.length, includeBodies ? unary : undefined);
+      emit(call, "chat_completion_response", data, undefined, includeBodies && call.answer?.kind === "unary" ? call.answer.text : undefined);
     } else {
       Object.assign(data, { code: codeToString(outcome.code), status: outcome.status, message: outcome.message ?? "" });
       emit(call, "chat_response_failure", data);
