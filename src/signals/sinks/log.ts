@@ -13,9 +13,8 @@ export interface LogSinkOptions {
 /**
  * The `log` sink: one JSON line per event (`eventJson`, or `eventJsonWithoutBody` where
  * `keepBodies` says no), written to standard output or appended to a file, apart from the
- * gateway's own pino logs. A batch is one write; a
- * delivery resolves once the write is handed to the operating system, so that a slow reader
- * holds the dispatcher back instead of filling memory.
+ * gateway's own pino logs. A batch is one write; a delivery resolves once the write is handed
+ * to the operating system, so that a slow reader holds the dispatcher back instead of filling memory.
  */
 export function createLogSink(options: LogSinkOptions = {}): SignalSink {
   const { path } = options;
