@@ -61,8 +61,6 @@ interface Item {
   readonly bytes: number;
   /** Order of arrival, for flush and the write-ahead log. */
   readonly seq: number;
-  /** The entry as a spool line, when the write-ahead log already made it one. */
-  readonly line?: string;
 }
 
 const ENTRY_OVERHEAD_BYTES = 512;
@@ -142,7 +140,8 @@ class Writer implements JournalWriter {
     try {
       if (this.#stopped) return this.#writeAfterClose(entry);
       const seq = ++this.#seq;
-      const item: Item = { entry, bytes: sizeOf(entry), seq, line: this.#writeAheadOf(entry, seq) };
+      this.#writeAheadOf(entry, seq);
+      const item: Item = { entry, bytes: sizeOf(entry), seq };
       if (!this.#spooling) {
         const { queueSize, maxQueueBytes } = this.#opt;
         const fits = this.#queue.length < queueSize && (this.#queue.length === 0 || this.#queuedBytes + item.bytes <= maxQueueBytes);
@@ -207,7 +206,7 @@ class Writer implements JournalWriter {
     this.#queuedBytes = this.#pendingBytes = 0;
     if (left.length > 0) {
       try {
-        this.#spool.appendSync(left.map((item) => `${item.line ?? spoolLine(item.entry)}\n`).join(""));
+        this.#spool.appendSync(left.map((item) => `${spoolLine(item.entry)}\n`).join(""));
         this.#spooled += left.length;
       } catch (error) {
         this.#drop(left, "the spool file could not be written at close", error);
@@ -221,17 +220,20 @@ class Writer implements JournalWriter {
     for (const waiter of this.#waiters.splice(0)) waiter.resolve();
   }
 
-  /** Writes the entry to the write-ahead log before the call's answer is complete; its line, when it has one. */
-  #writeAheadOf(entry: JournalEntry, seq: number): string | undefined {
-    if (this.#writeAhead === undefined) return undefined;
+  /**
+   * Writes the entry to the write-ahead log before the call's answer is complete. The queue
+   * keeps the entry, not its line: what waits for a batch is held past the young generation's
+   * collections, so the less it holds the less they copy; the rare spool path serializes again.
+   */
+  #writeAheadOf(entry: JournalEntry, seq: number): void {
+    if (this.#writeAhead === undefined) return;
     let line: string;
     try {
       line = spoolLine(entry);
     } catch {
-      return undefined; // dropped, counted, when it reaches the spool
+      return; // dropped, counted, when it reaches the spool
     }
     this.#writeAhead.append(line, seq);
-    return line;
   }
 
   #writeAfterClose(entry: JournalEntry): void {
@@ -305,7 +307,7 @@ class Writer implements JournalWriter {
       this.#appending = group;
       this.#appending = group.filter((item) => {
         try {
-          lines.push(`${item.line ?? spoolLine(item.entry)}\n`);
+          lines.push(`${spoolLine(item.entry)}\n`);
           return true;
         } catch (error) {
           this.#drop([item], "the entry cannot be serialized", error);
