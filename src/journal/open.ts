@@ -1,8 +1,9 @@
 import path from "node:path";
-import { Counter, Gauge, Histogram, type Registry } from "prom-client";
+import { Histogram, type Registry } from "prom-client";
 import type { CallListener } from "../call/record.js";
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../logging/logger.js";
+import { registerScraped } from "../server/metrics.js";
 import { callsProvider } from "../service/provider-methods.js";
 import type { Store } from "../store/store.js";
 import { journalEntryOf } from "./entry.js";
@@ -62,30 +63,11 @@ export function openJournal(config: Config["journal"], { store, logger, instance
 }
 
 function registerJournalMetrics(registry: Registry, writer: JournalWriter): void {
-  const gauge = (name: string, help: string, read: () => number) =>
-    new Gauge({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.set(read());
-      },
-    });
-  const counter = (name: string, help: string, read: () => number) =>
-    new Counter({
-      name,
-      help,
-      registers: [registry],
-      collect() {
-        this.reset();
-        this.inc(read());
-      },
-    });
-  gauge("passthrough_journal_queue_depth", "Journal entries in memory waiting for the database.", () => {
+  registerScraped(registry, "gauge", "passthrough_journal_queue_depth", "Journal entries in memory waiting for the database.", () => {
     const { queued, spoolPending } = writer.stats();
     return queued + spoolPending;
   });
-  gauge("passthrough_journal_spooled_entries", "Journal entries in the spool file waiting for the database.", () => writer.stats().spooled);
-  counter("passthrough_journal_written_total", "Journal entries the database confirmed.", () => writer.stats().written);
-  counter("passthrough_journal_dropped_total", "Journal entries lost because neither the database nor the spool could take them.", () => writer.stats().dropped);
+  registerScraped(registry, "gauge", "passthrough_journal_spooled_entries", "Journal entries in the spool file waiting for the database.", () => writer.stats().spooled);
+  registerScraped(registry, "counter", "passthrough_journal_written_total", "Journal entries the database confirmed.", () => writer.stats().written);
+  registerScraped(registry, "counter", "passthrough_journal_dropped_total", "Journal entries lost because neither the database nor the spool could take them.", () => writer.stats().dropped);
 }

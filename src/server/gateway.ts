@@ -48,7 +48,7 @@ import { createConnectUnaryDoor } from "./fast-paths/connect-unary.js";
 import { createGrpcUnaryDoor } from "./fast-paths/grpc-unary.js";
 import { createHealthService } from "./health.js";
 import { createListener, type NodeHandler } from "./listener.js";
-import { createMetricsHandler, createMetricsRegistry } from "./metrics.js";
+import { createMetricsHandler, createMetricsRegistry, registerScraped } from "./metrics.js";
 import { createReadiness, createReadinessHandler } from "./readiness.js";
 import { createRefusalMetrics } from "./refusal-metrics.js";
 import { loadPlayground, PLAYGROUND_ROOT } from "./playground.js";
@@ -135,14 +135,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
   // An info metric, as node_exporter's node_uname_info: joins any series to the instance that
   // reported it. The label is not `instance`, which Prometheus sets to the scraped address.
   new Gauge({ name: "passthrough_instance_info", help: "This instance's server.instanceId.", labelNames: ["instance_id"], registers: [metrics] }).set({ instance_id: instance }, 1);
-  new Gauge({
-    name: "passthrough_rate_limit_fallback_calls",
-    help: "Rate-limit checks answered from this instance's memory because Redis failed, since start.",
-    registers: [metrics],
-    collect() {
-      this.set(limiter.fallbacks());
-    },
-  });
+  registerScraped(metrics, "gauge", "passthrough_rate_limit_fallback_calls", "Rate-limit checks answered from this instance's memory because Redis failed, since start.", () => limiter.fallbacks());
   const tracker = createCallTracker({
     maxRecordedBytes: config.server.maxRecordedBytes,
     onListenerError: (error, call) => logger.error({ err: error, journalKey: call.journalKey }, "a call-end listener failed"),

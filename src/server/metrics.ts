@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
 import type { NodeHandler } from "./listener.js";
 
 /** A registry of the gateway's own (not prom-client's global one), with the default process metrics. */
@@ -8,6 +8,39 @@ export function createMetricsRegistry(): Registry {
   // process, and 100 wakeups a second cost a few percent of a core on a small VM.
   collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
   return registry;
+}
+
+/** What a scraped metric reads: one unlabelled value, or one value per set of labels. */
+export type Scraped = number | Iterable<readonly [Record<string, string>, number]>;
+
+/**
+ * A gauge or a counter whose values are read, at each scrape, from the part that keeps them
+ * (a queue's depth, a writer's running totals) instead of being updated on every change.
+ */
+export function registerScraped(registry: Registry, kind: "gauge" | "counter", name: string, help: string, read: () => Scraped, labelNames: string[] = []): void {
+  const options = { name, help, labelNames, registers: [registry] };
+  if (kind === "gauge") {
+    new Gauge({
+      ...options,
+      collect() {
+        fill(this, read());
+      },
+    });
+  } else {
+    new Counter({
+      ...options,
+      collect() {
+        fill(this, read());
+      },
+    });
+  }
+}
+
+/** Replaces every series with what was read; `{}` is the unlabelled series. */
+function fill(metric: { reset(): void; inc(labels: Record<string, string>, value: number): void }, value: Scraped): void {
+  metric.reset();
+  if (typeof value === "number") metric.inc({}, value);
+  else for (const [labels, count] of value) metric.inc(labels, count);
 }
 
 /** `GET /metrics` in the Prometheus text format; the caller has set the no-cache headers. */

@@ -1,6 +1,7 @@
 import path from "node:path";
-import { Counter, Gauge, type Registry } from "prom-client";
+import type { Registry } from "prom-client";
 import type { Config } from "../config/schema.js";
+import { registerScraped } from "../server/metrics.js";
 import { createSignalDispatcher, type SignalDispatcher } from "./dispatcher.js";
 import type { SignalSink, SinkContext } from "./sink.js";
 import { createSink } from "./sinks/index.js";
@@ -28,13 +29,9 @@ export async function openSignals(config: Config["signals"], context: SinkContex
 
 /** Per-sink queue depth, deliveries, retries and drops, read from the dispatcher at each scrape. */
 export function registerSignalMetrics(registry: Registry, dispatcher: SignalDispatcher): void {
-  const read = <K extends "queued" | "delivered" | "retries" | "dropped">(key: K) =>
-    function (this: Gauge | Counter) {
-      this.reset();
-      for (const sink of dispatcher.stats()) (this as Gauge).inc({ sink: sink.name }, sink[key]);
-    };
-  new Gauge({ name: "passthrough_signal_queue_depth", help: "Signal events waiting for delivery, per sink.", labelNames: ["sink"], registers: [registry], collect: read("queued") });
-  new Counter({ name: "passthrough_signals_delivered_total", help: "Signal events delivered, per sink.", labelNames: ["sink"], registers: [registry], collect: read("delivered") });
-  new Counter({ name: "passthrough_signal_retries_total", help: "Failed signal deliveries that were retried, per sink.", labelNames: ["sink"], registers: [registry], collect: read("retries") });
-  new Counter({ name: "passthrough_signals_dropped_total", help: "Signal events dropped (queue full, or shutdown's deadline passed), per sink.", labelNames: ["sink"], registers: [registry], collect: read("dropped") });
+  const perSink = (key: "queued" | "delivered" | "retries" | "dropped") => () => dispatcher.stats().map((sink) => [{ sink: sink.name }, sink[key]] as const);
+  registerScraped(registry, "gauge", "passthrough_signal_queue_depth", "Signal events waiting for delivery, per sink.", perSink("queued"), ["sink"]);
+  registerScraped(registry, "counter", "passthrough_signals_delivered_total", "Signal events delivered, per sink.", perSink("delivered"), ["sink"]);
+  registerScraped(registry, "counter", "passthrough_signal_retries_total", "Failed signal deliveries that were retried, per sink.", perSink("retries"), ["sink"]);
+  registerScraped(registry, "counter", "passthrough_signals_dropped_total", "Signal events dropped (queue full, or shutdown's deadline passed), per sink.", perSink("dropped"), ["sink"]);
 }
