@@ -127,7 +127,7 @@ export async function startGateway({ config, env, logger, calls: hooks = {}, aut
     logger.info({ level: settings.level, logPrompt: settings.logPrompt, ...(by && { by }) }, "logging reconfigured");
   };
   const admin = createAdminService({ logging: () => ({ level: logger.level as Config["logging"]["level"], logPrompt: logging.logPrompt }), reconfigureLogging });
-  const tracing = await openTracing(config.telemetry, tracerProvider);
+  const tracing = await openTracing(config.telemetry, tracerProvider, instance);
   const calls = createPassthroughCalls({ providers, upstream, logger, logging, traceContext: tracing.calls });
   const providerList = createProviderList(providers);
   const service = { ...createPassthroughService(calls), ...providerList };

@@ -15,15 +15,20 @@ export interface Tracing {
  * own, exporting in batches over OTLP/HTTP (JSON) to `<otlpEndpoint>/v1/traces`. Off, the SDK is
  * not even loaded and no span is made. Nothing is registered globally in either case.
  */
-export async function openTracing(config: Config["telemetry"], given?: TracerProvider): Promise<Tracing> {
+export async function openTracing(config: Config["telemetry"], given?: TracerProvider, instance?: string): Promise<Tracing> {
   if (given !== undefined) return { calls: createCallTracing(given), close: async () => {} };
   if (config.otlpEndpoint === undefined) return { calls: undefined, close: async () => {} };
-  const [{ BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }] = await Promise.all([
+  const [{ BasicTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { defaultResource, detectResources, envDetector, resourceFromAttributes }] = await Promise.all([
     import("@opentelemetry/sdk-trace-base"),
     import("@opentelemetry/exporter-trace-otlp-http"),
+    import("@opentelemetry/resources"),
   ]);
   const exporter = new OTLPTraceExporter({ url: tracesUrl(config.otlpEndpoint) });
-  const provider = new BasicTracerProvider({ spanProcessors: [new BatchSpanProcessor(exporter)] });
+  // The spans name the service and this instance; OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, read as every SDK reads them, win.
+  const resource = defaultResource()
+    .merge(resourceFromAttributes({ "service.name": "passthrough", ...(instance !== undefined && { "service.instance.id": instance }) }))
+    .merge(detectResources({ detectors: [envDetector] }));
+  const provider = new BasicTracerProvider({ resource, spanProcessors: [new BatchSpanProcessor(exporter)] });
   return {
     calls: createCallTracing(provider),
     async close() {

@@ -28,7 +28,7 @@ describe("telemetry.otlpEndpoint", () => {
     await tracing.close();
   });
 
-  it("set, the spans of each call are exported over OTLP/HTTP, at the latest when the gateway stops", async () => {
+  it("set, the spans of each call are exported over OTLP/HTTP, at the latest when the gateway stops, naming the service and the instance", async () => {
     const exports: Array<{ path: string; contentType: string; body: string }> = [];
     const collector = createServer((req: IncomingMessage, res) => {
       const chunks: Buffer[] = [];
@@ -42,6 +42,7 @@ describe("telemetry.otlpEndpoint", () => {
     const provider = await startFakeProvider();
     const gateway = await startTestGateway({
       providers: [{ name: "local", baseUrl: provider.url, retries: 0 }],
+      server: { instanceId: "otlp-test-1" },
       telemetry: { otlpEndpoint: `http://127.0.0.1:${(collector.address() as AddressInfo).port}` },
     });
     let closed = false;
@@ -61,6 +62,9 @@ describe("telemetry.otlpEndpoint", () => {
       expect(sent).toContain("POST /v1/chat/completions");
       expect(sent).toContain(traceId);
       expect(sent).toContain(response.headers.get("x-journal-key"));
+      const resources = exports.flatMap((e) => (JSON.parse(e.body) as OtlpTraces).resourceSpans.map((spans) => attributesOf(spans.resource)));
+      expect(resources.length).toBeGreaterThan(0);
+      for (const attributes of resources) expect(attributes).toMatchObject({ "service.name": "passthrough", "service.instance.id": "otlp-test-1" });
     } finally {
       if (!closed) await gateway.close();
       await provider.close();
@@ -68,3 +72,12 @@ describe("telemetry.otlpEndpoint", () => {
     }
   });
 });
+
+/** The part of an OTLP/HTTP JSON export these tests read. */
+interface OtlpTraces {
+  resourceSpans: Array<{ resource: { attributes: Array<{ key: string; value: { stringValue?: string } }> } }>;
+}
+
+function attributesOf(resource: OtlpTraces["resourceSpans"][number]["resource"]): Record<string, string | undefined> {
+  return Object.fromEntries(resource.attributes.map(({ key, value }) => [key, value.stringValue]));
+}
