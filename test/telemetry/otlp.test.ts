@@ -29,46 +29,27 @@ describe("telemetry.otlpEndpoint", () => {
   });
 
   it("set, the spans of each call are exported over OTLP/HTTP, at the latest when the gateway stops, naming the service and the instance", async () => {
-    const exports: Array<{ path: string; contentType: string; body: string }> = [];
-    const collector = createServer((req: IncomingMessage, res) => {
-      const chunks: Buffer[] = [];
-      req.on("data", (chunk: Buffer) => chunks.push(chunk));
-      req.on("end", () => {
-        exports.push({ path: req.url ?? "", contentType: String(req.headers["content-type"]), body: Buffer.concat(chunks).toString("utf8") });
-        res.writeHead(200, { "content-type": "application/json" }).end("{}");
-      });
-    });
-    await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
-    const provider = await startFakeProvider();
-    const gateway = await startTestGateway({
-      providers: [{ name: "local", baseUrl: provider.url, retries: 0 }],
-      server: { instanceId: "otlp-test-1" },
-      telemetry: { otlpEndpoint: `http://127.0.0.1:${(collector.address() as AddressInfo).port}` },
-    });
-    let closed = false;
+    const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const { exports, journalKey } = await oneCallExported({ traceparent: `00-${traceId}-00f067aa0ba902b7-01` });
+    const sent = exports.map((e) => e.body).join("\n");
+    expect(exports.every((e) => e.path === "/v1/traces" && e.contentType.startsWith("application/json"))).toBe(true);
+    expect(sent).toContain("POST /api/v1/prompts/passthrough/{provider_name}/");
+    expect(sent).toContain("POST /v1/chat/completions");
+    expect(sent).toContain(traceId);
+    expect(sent).toContain(journalKey);
+    const resources = resourcesOf(exports);
+    expect(resources.length).toBeGreaterThan(0);
+    for (const attributes of resources) expect(attributes).toMatchObject({ "service.name": "passthrough", "service.instance.id": "otlp-test-1" });
+  });
+
+  it("OTEL_SERVICE_NAME renames the service, as in any OpenTelemetry SDK", async () => {
+    process.env.OTEL_SERVICE_NAME = "gateway-renamed";
     try {
-      const traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
-      const response = await fetch(`${gateway.url}/api/v1/prompts/passthrough/local/`, {
-        method: "POST",
-        headers: { traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
-        body: "{}",
-      });
-      expect(response.status).toBe(200);
-      closed = true;
-      await gateway.close();
-      const sent = exports.map((e) => e.body).join("\n");
-      expect(exports.every((e) => e.path === "/v1/traces" && e.contentType.startsWith("application/json"))).toBe(true);
-      expect(sent).toContain("POST /api/v1/prompts/passthrough/{provider_name}/");
-      expect(sent).toContain("POST /v1/chat/completions");
-      expect(sent).toContain(traceId);
-      expect(sent).toContain(response.headers.get("x-journal-key"));
-      const resources = exports.flatMap((e) => (JSON.parse(e.body) as OtlpTraces).resourceSpans.map((spans) => attributesOf(spans.resource)));
+      const resources = resourcesOf((await oneCallExported()).exports);
       expect(resources.length).toBeGreaterThan(0);
-      for (const attributes of resources) expect(attributes).toMatchObject({ "service.name": "passthrough", "service.instance.id": "otlp-test-1" });
+      for (const attributes of resources) expect(attributes).toMatchObject({ "service.name": "gateway-renamed", "service.instance.id": "otlp-test-1" });
     } finally {
-      if (!closed) await gateway.close();
-      await provider.close();
-      await new Promise((resolve) => collector.close(resolve));
+      delete process.env.OTEL_SERVICE_NAME;
     }
   });
 });
@@ -80,4 +61,46 @@ interface OtlpTraces {
 
 function attributesOf(resource: OtlpTraces["resourceSpans"][number]["resource"]): Record<string, string | undefined> {
   return Object.fromEntries(resource.attributes.map(({ key, value }) => [key, value.stringValue]));
+}
+
+interface Export {
+  path: string;
+  contentType: string;
+  body: string;
+}
+
+/** One REST call through a gateway (instance `otlp-test-1`) exporting to a collector of the test's own; the exports once the gateway has stopped. */
+async function oneCallExported(headers: Record<string, string> = {}): Promise<{ exports: Export[]; journalKey: string }> {
+  const exports: Export[] = [];
+  const collector = createServer((req: IncomingMessage, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (chunk: Buffer) => chunks.push(chunk));
+    req.on("end", () => {
+      exports.push({ path: req.url ?? "", contentType: String(req.headers["content-type"]), body: Buffer.concat(chunks).toString("utf8") });
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+  });
+  await new Promise<void>((resolve) => collector.listen(0, "127.0.0.1", resolve));
+  const provider = await startFakeProvider();
+  const gateway = await startTestGateway({
+    providers: [{ name: "local", baseUrl: provider.url, retries: 0 }],
+    server: { instanceId: "otlp-test-1" },
+    telemetry: { otlpEndpoint: `http://127.0.0.1:${(collector.address() as AddressInfo).port}` },
+  });
+  let closed = false;
+  try {
+    const response = await fetch(`${gateway.url}/api/v1/prompts/passthrough/local/`, { method: "POST", headers, body: "{}" });
+    expect(response.status).toBe(200);
+    closed = true;
+    await gateway.close();
+    return { exports, journalKey: String(response.headers.get("x-journal-key")) };
+  } finally {
+    if (!closed) await gateway.close();
+    await provider.close();
+    await new Promise((resolve) => collector.close(resolve));
+  }
+}
+
+function resourcesOf(exports: readonly Export[]): Array<Record<string, string | undefined>> {
+  return exports.flatMap((e) => (JSON.parse(e.body) as OtlpTraces).resourceSpans.map((spans) => attributesOf(spans.resource)));
 }
