@@ -23,6 +23,8 @@ export interface GatewayOptions {
   providers: Array<{ name: string; port: number }>;
   startTimeoutMs: number;
   extraYaml?: string;
+  /** The command line that runs the gateway's script instead of plain `node`, such as valgrind, its options, node and node's (instructions.ts). */
+  launcher?: readonly string[];
 }
 
 /** The gateway's environment: ours, minus anything that would point it at shared state. */
@@ -108,7 +110,7 @@ export async function startGateway(options: GatewayOptions): Promise<GatewayHand
   const { key, note } = await createKey(cli, config, options.workDir);
   if (note) notes.push(note);
   const port = await freePort();
-  const child = await spawnHealthy([cli, "serve", "--config", config, "--port", String(port)], port, options.workDir, options.startTimeoutMs);
+  const child = await spawnHealthy([cli, "serve", "--config", config, "--port", String(port)], port, options.workDir, options.startTimeoutMs, options.workDir, options.launcher);
   return { child, port, authorization: key ? `Bearer ${key}` : undefined, notes };
 }
 
@@ -138,17 +140,18 @@ export async function startGatewayOff(options: GatewayOptions, auth = false): Pr
   mkdirSync(dir, { recursive: true });
   const config = writeConfig(options, dir, "{ sinks: [] }");
   const port = await freePort();
-  const launcher = path.join(options.root, "test/bench/gateway-off.mjs");
-  const args = [launcher, "--config", config, "--port", String(port), ...(auth ? ["--auth"] : [])];
-  const child = await spawnHealthy(args, port, dir, options.startTimeoutMs, auth ? options.workDir : dir);
+  const script = path.join(options.root, "test/bench/gateway-off.mjs");
+  const args = [script, "--config", config, "--port", String(port), ...(auth ? ["--auth"] : [])];
+  const child = await spawnHealthy(args, port, dir, options.startTimeoutMs, auth ? options.workDir : dir, options.launcher);
   return { child, port, notes: [] };
 }
 
-/** Spawns `node args` in `cwd` (default `dir`), logging to dir/gateway.log, and waits for GET /healthz on `port`. */
-async function spawnHealthy(args: string[], port: number, dir: string, startTimeoutMs: number, cwd = dir): Promise<ChildProcess> {
+/** Spawns `node args` (or `launcher args`) in `cwd` (default `dir`), logging to dir/gateway.log, and waits for GET /healthz on `port`. */
+async function spawnHealthy(args: string[], port: number, dir: string, startTimeoutMs: number, cwd = dir, launcher: readonly string[] = []): Promise<ChildProcess> {
   const logFile = path.join(dir, "gateway.log");
   const log = openSync(logFile, "a");
-  const child = spawnTracked(process.execPath, args, { cwd, env: gatewayEnv(), stdio: ["ignore", log, log] });
+  const [command, ...prefix] = launcher.length > 0 ? launcher : [process.execPath];
+  const child = spawnTracked(command, [...prefix, ...args], { cwd, env: gatewayEnv(), stdio: ["ignore", log, log] });
   let exited: string | undefined;
   child.once("exit", (code, signal) => {
     exited = `exited with code ${code}, signal ${signal}`;

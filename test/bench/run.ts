@@ -1,7 +1,7 @@
 // The benchmark (npm run bench): starts the test provider, the bare proxy and the gateway, drives
 // each scenario from separate load processes, interleaving targets in every round, and prints one
-// table per scenario with the targets' PASS/MISS; with --soak, the soak instead (soak.ts). See
-// test/bench/README.md.
+// table per scenario with the targets' PASS/MISS; with --soak, the soak instead (soak.ts); with
+// --instructions, instruction counts per call under valgrind (instructions.ts). See test/bench/README.md.
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -13,6 +13,7 @@ import { killAllChildren, startPortPrinter, stopChild } from "./proc.js";
 import { BARE, BEHIND_HAPROXY_1, BEHIND_HAPROXY_2, comparisonTable, DIRECT, GATEWAY, GATEWAY_AUTH, GATEWAY_AUTH_CONNECT, GATEWAY_AUTH_GRPC, GATEWAY_CONNECT, GATEWAY_GRPC, GATEWAY_OFF, GATEWAY_OFF_CONNECT, GATEWAY_OFF_GRPC, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
 import { Bench, type HttpTarget } from "./scenarios.js";
 import { chatBody, readSettings } from "./settings.js";
+import { runInstructions } from "./instructions.js";
 import { runSoak } from "./soak.js";
 import { median } from "./stats.js";
 
@@ -69,6 +70,10 @@ async function main(): Promise<void> {
   const header = `${started.toISOString()} · ${cpus[0]?.model ?? "unknown CPU"} · ${cpus.length} cores · Node ${process.version} · passthrough ${gitRevision()}`;
   if (process.argv.includes("--soak")) {
     await runSoak({ root, benchDir, settings, providerArgs: await serverArgs("provider"), build: () => buildGateway(root), machine: header, revision: gitRevision() });
+    return;
+  }
+  if (process.argv.includes("--instructions")) {
+    await runInstructions({ root, benchDir, providerArgs: await serverArgs("provider"), build: settings.build ? () => buildGateway(root) : undefined, machine: header });
     return;
   }
   const knobs = `duration ${settings.durationS} s + ${settings.warmupS} s warm-up · ${settings.rounds} rounds (medians) · concurrency ${settings.connections} · SSE ${settings.sseSequential} sequential + ${settings.sseConcurrentRequests} concurrent streams of ${settings.sseChunks} chunks every ${settings.sseIntervalMs} ms · ${settings.streams} open streams of ${settings.streamChunks} chunks every ${settings.streamIntervalMs} ms, opened over ${settings.streamRampMs} ms · provider latency ${settings.providerLatencyMs} ms`;
