@@ -9,11 +9,11 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { haproxyMissing, startBalancer, type Balancer } from "./balancer.js";
 import { buildGateway, setsSignals, startGateway, startGatewayOff, startSecondInstance, type GatewayHandle } from "./gateway.js";
+import { runInstructions } from "./instructions.js";
 import { killAllChildren, startPortPrinter, stopChild } from "./proc.js";
 import { BARE, BEHIND_HAPROXY_1, BEHIND_HAPROXY_2, comparisonTable, DIRECT, GATEWAY, GATEWAY_AUTH, GATEWAY_AUTH_CONNECT, GATEWAY_AUTH_GRPC, GATEWAY_CONNECT, GATEWAY_GRPC, GATEWAY_OFF, GATEWAY_OFF_CONNECT, GATEWAY_OFF_GRPC, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
 import { Bench, type HttpTarget } from "./scenarios.js";
 import { chatBody, readSettings } from "./settings.js";
-import { runInstructions } from "./instructions.js";
 import { runSoak } from "./soak.js";
 import { median } from "./stats.js";
 
