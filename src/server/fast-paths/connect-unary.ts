@@ -1,6 +1,5 @@
 import type { DescMessage } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { CallDoor } from "../../call/entry.js";
 import type { CallRecord } from "../../call/record.js";
 import {
@@ -16,21 +15,14 @@ import {
   invokeUnaryImplementation,
   parseConnectTimeout,
   trailerMux,
-  validateUniversalHandlerOptions,
   type MethodSerializationLookup,
 } from "../../connect-internals.js";
 import { startNodeCall } from "../../node-http/handler-context.js";
 import { readRequestBody, type NodeRequest } from "../../node-http/request.js";
 import { canRespond, endResponse, setResponseHeaders, type NodeResponse } from "../../node-http/response.js";
-import { headerValue, unaryMethodsByPath, type ServedService, type UnarySpec } from "./unary-methods.js";
+import { headerValue, unaryHandlerOptions, unaryMethodsByPath, type UnaryDoorOptions, type UnarySpec } from "./unary-methods.js";
 
-export interface ConnectUnaryOptions {
-  services: ServedService[];
-  interceptors: Interceptor[];
-  /** Largest request message in bytes. */
-  readMaxBytes: number;
-  shutdownSignal?: AbortSignal;
-}
+export type ConnectUnaryOptions = UnaryDoorOptions;
 
 interface UnaryMethod {
   spec: UnarySpec;
@@ -48,12 +40,7 @@ interface UnaryMethod {
  * to connect-node.
  */
 export function createConnectUnaryDoor(options: ConnectUnaryOptions): CallDoor {
-  const opt = validateUniversalHandlerOptions({
-    acceptCompression: [compressionGzip, compressionBrotli],
-    readMaxBytes: options.readMaxBytes,
-    interceptors: options.interceptors,
-    shutdownSignal: options.shutdownSignal,
-  });
+  const opt = unaryHandlerOptions(options);
   const methods = new Map<string, UnaryMethod>();
   for (const [path, spec] of unaryMethodsByPath(options.services)) {
     methods.set(path, { spec, serialization: createMethodSerializationLookup(spec.method, opt.binaryOptions, opt.jsonOptions, opt) });

@@ -1,6 +1,5 @@
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
-import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { CallDoor } from "../../call/entry.js";
 import type { CallRecord } from "../../call/record.js";
 import {
@@ -14,20 +13,13 @@ import {
   invokeUnaryImplementation,
   parseGrpcTimeout,
   setTrailerStatus,
-  validateUniversalHandlerOptions,
 } from "../../connect-internals.js";
 import { startNodeCall } from "../../node-http/handler-context.js";
 import { respecGrpcMessage } from "../grpc-message.js";
 import { createMessageCodec, type MessageCodec } from "./message-codec.js";
-import { headerValue, unaryMethodsByPath, type ServedService, type UnarySpec } from "./unary-methods.js";
+import { headerValue, unaryHandlerOptions, unaryMethodsByPath, type UnaryDoorOptions, type UnarySpec } from "./unary-methods.js";
 
-export interface GrpcUnaryOptions {
-  services: ServedService[];
-  interceptors: Interceptor[];
-  /** Largest request message in bytes. */
-  readMaxBytes: number;
-  shutdownSignal?: AbortSignal;
-}
+export type GrpcUnaryOptions = UnaryDoorOptions;
 
 const contentTypeProto = "application/grpc+proto";
 
@@ -41,12 +33,7 @@ const contentTypeProto = "application/grpc+proto";
  * gRPC-Web) is left to connect-node.
  */
 export function createGrpcUnaryDoor(options: GrpcUnaryOptions): CallDoor {
-  const opt = validateUniversalHandlerOptions({
-    acceptCompression: [compressionGzip, compressionBrotli],
-    readMaxBytes: options.readMaxBytes,
-    interceptors: options.interceptors,
-    shutdownSignal: options.shutdownSignal,
-  });
+  const opt = unaryHandlerOptions(options);
   const methods = new Map<string, UnaryMethod>();
   for (const [path, spec] of unaryMethodsByPath(options.services)) {
     methods.set(path, { spec, input: createMessageCodec(spec.method.input), output: createMessageCodec(spec.method.output) });
