@@ -19,21 +19,11 @@ export type Scraped = number | Iterable<readonly [Record<string, string>, number
  */
 export function registerScraped(registry: Registry, kind: "gauge" | "counter", name: string, help: string, read: () => Scraped, labelNames: string[] = []): void {
   const options = { name, help, labelNames, registers: [registry] };
-  if (kind === "gauge") {
-    new Gauge({
-      ...options,
-      collect() {
-        fill(this, read());
-      },
-    });
-  } else {
-    new Counter({
-      ...options,
-      collect() {
-        fill(this, read());
-      },
-    });
-  }
+  const collect = function (this: Gauge | Counter) {
+    fill(this, read());
+  };
+  if (kind === "gauge") new Gauge({ ...options, collect });
+  else new Counter({ ...options, collect });
 }
 
 /** Replaces every series with what was read; `{}` is the unlabelled series. */

@@ -20,11 +20,10 @@ export interface InstructionOptions {
   machine: string;
 }
 
-/** One gateway's two runs: how many calls each made and what they cost in all. */
+/** One gateway's two runs: the instructions each took in all. */
 interface Measured {
   readonly target: string;
-  readonly calls: readonly [number, number];
-  readonly instructions: readonly [number, number];
+  readonly instructions: readonly number[];
 }
 
 const CONCURRENCY = 8;
@@ -57,32 +56,31 @@ export async function runInstructions({ root, benchDir, providerArgs, build, mac
     launcher: ["valgrind", "--tool=cachegrind", "--cache-sim=no", `--cachegrind-out-file=${outDir}/%p.out`, process.execPath, "--single-threaded"],
   };
   // The shipped gateway first: it creates the API key (in the work dir's store) that the auth-only one is called with.
-  const targets: Array<{ name: string; start: () => Promise<GatewayHandle> }> = [
-    { name: "gateway", start: () => startGateway(options) },
-    { name: "gateway, all off", start: () => startGatewayOff(options) },
-    { name: "gateway, auth only", start: () => startGatewayOff(options, true) },
+  const targets: Array<{ name: string; start: () => Promise<GatewayHandle>; keyed: boolean }> = [
+    { name: "gateway", start: () => startGateway(options), keyed: true },
+    { name: "gateway, all off", start: () => startGatewayOff(options), keyed: false },
+    { name: "gateway, auth only", start: () => startGatewayOff(options, true), keyed: true },
   ];
   let authorization: string | undefined;
   const measured: Measured[] = [];
   try {
-    for (const { name, start } of targets) {
+    for (const { name, start, keyed } of targets) {
       const counts: number[] = [];
       for (const n of calls) {
         const gateway = await start();
-        if (name === "gateway") authorization = gateway.authorization;
-        const withKey = name === "gateway, all off" ? undefined : authorization;
-        const answered = await load(root, gateway.port, n, withKey);
+        authorization = gateway.authorization ?? authorization;
+        const answered = await load(root, gateway.port, n, keyed ? authorization : undefined);
         await stopChild(gateway.child, 120_000);
         if (answered !== n) throw new Error(`${name}: ${answered} of ${n} calls answered 200`);
         counts.push(instructionsOf(path.join(outDir, `${gateway.child.pid}.out`)));
         console.error(`${name}: ${n} calls, ${counts.at(-1)} instructions in all`);
       }
-      measured.push({ target: name, calls: [calls[0], calls[1]], instructions: [counts[0], counts[1]] });
+      measured.push({ target: name, instructions: counts });
     }
   } finally {
     await stopChild(provider.child);
   }
-  const report = reportOf(measured, machine);
+  const report = reportOf(measured, calls, machine);
   const file = path.join(benchDir, "results", "instructions.md");
   writeFileSync(file, report);
   console.log(report);
@@ -108,14 +106,13 @@ function instructionsOf(file: string): number {
   return Number(summary[1]);
 }
 
-function reportOf(measured: readonly Measured[], machine: string): string {
-  const perCall = (m: Measured) => (m.instructions[1] - m.instructions[0]) / (m.calls[1] - m.calls[0]);
+function reportOf(measured: readonly Measured[], [n1, n2]: readonly number[], machine: string): string {
+  const perCall = (m: Measured) => (m.instructions[1] - m.instructions[0]) / (n2 - n1);
   const off = measured.find((m) => m.target === "gateway, all off");
   const rows = measured.map((m) => {
     const ratio = off ? `${(perCall(m) / perCall(off)).toFixed(2)}×` : "–";
     return `| ${m.target} | ${m.instructions[0].toLocaleString("en")} | ${m.instructions[1].toLocaleString("en")} | ${Math.round(perCall(m)).toLocaleString("en")} | ${ratio} |`;
   });
-  const [n1, n2] = measured[0]?.calls ?? [0, 0];
   return [
     "## Instructions per REST call",
     "",

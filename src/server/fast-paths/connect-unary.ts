@@ -22,8 +22,6 @@ import { readRequestBody, type NodeRequest } from "../../node-http/request.js";
 import { canRespond, endResponse, setResponseHeaders, type NodeResponse } from "../../node-http/response.js";
 import { headerValue, unaryHandlerOptions, unaryMethodsByPath, type UnaryDoorOptions, type UnarySpec } from "./unary-methods.js";
 
-export type ConnectUnaryOptions = UnaryDoorOptions;
-
 interface UnaryMethod {
   spec: UnarySpec;
   serialization: MethodSerializationLookup<DescMessage, DescMessage>;
@@ -39,7 +37,7 @@ interface UnaryMethod {
  * interceptors and implementation. Anything else (GET, streaming, other content types) is left
  * to connect-node.
  */
-export function createConnectUnaryDoor(options: ConnectUnaryOptions): CallDoor {
+export function createConnectUnaryDoor(options: UnaryDoorOptions): CallDoor {
   const opt = unaryHandlerOptions(options);
   const methods = new Map<string, UnaryMethod>();
   for (const [path, spec] of unaryMethodsByPath(options.services)) {

@@ -19,8 +19,6 @@ import { respecGrpcMessage } from "../grpc-message.js";
 import { createMessageCodec, type MessageCodec } from "./message-codec.js";
 import { headerValue, unaryHandlerOptions, unaryMethodsByPath, type UnaryDoorOptions, type UnarySpec } from "./unary-methods.js";
 
-export type GrpcUnaryOptions = UnaryDoorOptions;
-
 const contentTypeProto = "application/grpc+proto";
 
 /**
@@ -32,7 +30,7 @@ const contentTypeProto = "application/grpc+proto";
  * every step, costs several times the CPU per call. Anything else (streaming, the JSON codec,
  * gRPC-Web) is left to connect-node.
  */
-export function createGrpcUnaryDoor(options: GrpcUnaryOptions): CallDoor {
+export function createGrpcUnaryDoor(options: UnaryDoorOptions): CallDoor {
   const opt = unaryHandlerOptions(options);
   const methods = new Map<string, UnaryMethod>();
   for (const [path, spec] of unaryMethodsByPath(options.services)) {
