@@ -39,6 +39,9 @@ class GatewayHttp2Response extends http2.Http2ServerResponse {
 
   override end(...args: unknown[]): this {
     runBeforeEnd(this);
+    // Before the stream ends, not after: Node closes a server stream at once (RST_STREAM NO_ERROR)
+    // when it has answered and its request was never read, unless the request is flowing by then.
+    if (!this.stream.readableEnded) drainUnreadRequest(this.stream);
     return (super.end as (...args: unknown[]) => this)(...args);
   }
 }
@@ -102,6 +105,7 @@ function guardSession(session: http2.ServerHttp2Session, limits: Http2Limits): v
       if (stream.rstCode === NGHTTP2_NO_ERROR || Date.now() - openedAt > PREMATURE_MS) return;
       if (++prematureResets >= MAX_PREMATURE_RESETS && prematureResets * 2 > streams) abort(session, NGHTTP2_ENHANCE_YOUR_CALM);
     });
+    // A response that did not end through GatewayHttp2Response.end (a stream answered directly).
     stream.once("finish", () => {
       if (!stream.readableEnded) setImmediate(drainUnreadRequest, stream);
     });
@@ -119,6 +123,9 @@ function guardSession(session: http2.ServerHttp2Session, limits: Http2Limits): v
   });
 }
 
+/** Streams whose unread request is being drained, so that the response's end and its stream's finish do not both start it. */
+const draining = new WeakSet<http2.ServerHttp2Stream>();
+
 /**
  * The response is complete but the client is still sending its request. The rest is read and
  * discarded, up to LINGER_BYTES or LINGER_MS, so that a body a little over the limit ends
@@ -126,7 +133,8 @@ function guardSession(session: http2.ServerHttp2Session, limits: Http2Limits): v
  * either, the stream is ended with RST_STREAM NO_ERROR (RFC 9113 section 8.1): stop sending.
  */
 function drainUnreadRequest(stream: http2.ServerHttp2Stream): void {
-  if (stream.closed || stream.destroyed || stream.state.remoteClose) return;
+  if (stream.closed || stream.destroyed || stream.state.remoteClose || draining.has(stream)) return;
+  draining.add(stream);
   let drained = 0;
   stream.on("data", (chunk: Buffer) => {
     drained += chunk.length;
