@@ -1,6 +1,6 @@
 import { WriteAheadLog } from "../durable/write-ahead-log.js";
 import { messageOf, type Logger } from "../logging/logger.js";
-import { eventsJson, type SignalEvent, type SignalSink } from "./sink.js";
+import { BODY_JSON, eventsJson, type SignalEvent, type SignalSink } from "./sink.js";
 
 export interface DispatcherOptions {
   sinks: readonly SignalSink[];
@@ -56,6 +56,8 @@ export interface SignalDispatcher {
 const DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024;
 /** What an event weighs when the emitter does not say: its fields without bodies. */
 const BASE_WEIGHT = 512;
+/** What an event weighs in a queue it joins late: as the emitter weighs it, by its body's text. */
+const weightOf = (event: SignalEvent) => event[BODY_JSON]?.length ?? BASE_WEIGHT;
 
 /**
  * Gives each sink its own bounded queue and one delivery at a time, in batches, in the
@@ -83,16 +85,28 @@ export function createSignalDispatcher(options: DispatcherOptions): SignalDispat
     seen.set(sink.name, n);
     return new Lane(sink, counts.get(sink.name)! > 1 ? `${sink.name}-${n}` : sink.name, options, delivered);
   });
+  // A sink that takes a call's events at once (deliverNow) gets them at commit, not queued as they are emitted.
+  const queued = lanes.filter((lane) => !lane.immediate);
+  const immediate = lanes.filter((lane) => lane.immediate);
   const emit = (event: SignalEvent, weight = BASE_WEIGHT) => {
+    seq++;
+    for (const lane of queued) lane.push(event, weight, seq);
+  };
+  const append = (line: string) => writeAhead!.append(line, seq);
+  // What a previous process left goes to every sink through its queue.
+  const emitToAll = (event: SignalEvent, weight: number) => {
     seq++;
     for (const lane of lanes) lane.push(event, weight, seq);
   };
-  const append = (line: string) => writeAhead!.append(line, seq);
-  if (writeAhead !== undefined) replayLeftovers(writeAhead, emit, append, logger);
+  if (writeAhead !== undefined) replayLeftovers(writeAhead, emitToAll, append, logger);
   return {
     emit,
     commit(events) {
-      if (writeAhead === undefined || events.length === 0) return;
+      if (events.length === 0) return;
+      let waiting = queued.length > 0;
+      for (const lane of immediate) if (!lane.takeNow(events, seq)) waiting = true;
+      // The write-ahead log is for events some sink still has to take.
+      if (writeAhead === undefined || !waiting) return;
       let line: string;
       try {
         line = eventsJson(events);
@@ -171,6 +185,31 @@ class Lane {
     this.#deliveryTimeoutMs = options.deliveryTimeoutMs ?? 30_000;
     this.#retryMs = options.retryMs ?? 100;
     this.#maxRetryMs = options.maxRetryMs ?? 30_000;
+  }
+
+  /** Takes a call's events at commit (`deliverNow`) instead of queueing them as they are emitted. */
+  get immediate(): boolean {
+    return this.sink.deliverNow !== undefined;
+  }
+
+  /**
+   * Hands a committed call's events to the sink at once; when it throws (or the lane is
+   * closing), they are queued as `seq`, retried like any delivery. False: they were queued.
+   */
+  takeNow(events: readonly SignalEvent[], seq: number): boolean {
+    if (!this.#closing && this.#queued === 0) {
+      try {
+        this.sink.deliverNow!(events);
+        this.#delivered += events.length;
+        this.#state = "connected";
+        return true;
+      } catch (error) {
+        if (this.#state !== "retrying") this.options.logger.warn({ sink: this.name, events: events.length, error: messageOf(error) }, "signal delivery failed; retrying");
+        this.#state = "retrying";
+      }
+    }
+    for (const event of events) this.push(event, weightOf(event), seq);
+    return false;
   }
 
   get #queued(): number {

@@ -230,3 +230,94 @@ describe("signal dispatcher with a write-ahead log", () => {
     await next.close(1000);
   });
 });
+
+describe("signal dispatcher with a sink that takes a call's events at once", () => {
+  const newBase = () => join(mkdtempSync(join(tmpdir(), "passthrough-signals-now-")), "instance.wal");
+
+  /** A recording sink with deliverNow, which throws while `failingNow` is set. */
+  function immediateSink() {
+    const recording = recordingSink("now");
+    const now: string[][] = [];
+    const state = { failingNow: false };
+    const sink: SignalSink = {
+      ...recording.sink,
+      deliverNow(events) {
+        if (state.failingNow) throw new Error("disk full");
+        now.push(events.map((e) => e.id));
+      },
+    };
+    return { ...recording, sink, now, nowState: state };
+  }
+
+  it("gets a call's events as one batch when it is committed, never queued, and nothing goes to the write-ahead log", async () => {
+    const writeAheadFile = newBase();
+    const { sink, now, batches } = immediateSink();
+    const dispatcher = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 10, logger, writeAheadFile });
+    const call = [event(1), event(2), event(3)];
+    for (const e of call) dispatcher.emit(e);
+    expect(now).toEqual([]);
+    expect(dispatcher.stats()[0].queued).toBe(0);
+    dispatcher.commit(call);
+    expect(now).toEqual([["event-1", "event-2", "event-3"]]);
+    expect(dispatcher.stats()[0]).toMatchObject({ queued: 0, delivered: 3, state: "connected" });
+    expect(segmentFiles(writeAheadFile)).toEqual([]);
+    await dispatcher.close(1000);
+    expect(batches).toEqual([]);
+  });
+
+  it("queues and retries what deliverNow refused, keeps it in the write-ahead log meanwhile, and keeps the order after it", async () => {
+    const writeAheadFile = newBase();
+    const { sink, now, nowState, delivered, state } = immediateSink();
+    nowState.failingNow = true;
+    state.failing = true;
+    const dispatcher = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 10, logger, writeAheadFile, retryMs: 5, maxRetryMs: 10 });
+    dispatcher.commit([event(1), event(2)]);
+    expect(dispatcher.stats()[0]).toMatchObject({ queued: 2, state: "retrying" });
+    expect(segmentFiles(writeAheadFile)).toHaveLength(1);
+    // While the queue holds events, a later call's events wait behind them rather than overtake.
+    nowState.failingNow = false;
+    dispatcher.commit([event(3)]);
+    expect(now).toEqual([]);
+    state.failing = false;
+    await until(() => delivered().length === 3);
+    expect(delivered()).toEqual(["event-1", "event-2", "event-3"]);
+    dispatcher.commit([event(4)]);
+    expect(now).toEqual([["event-4"]]);
+    await dispatcher.close(1000);
+    expect(segmentFiles(writeAheadFile)).toEqual([]);
+  });
+
+  it("beside a queued sink, the call's events still go to the write-ahead log, and each sink gets them once", async () => {
+    const writeAheadFile = newBase();
+    const immediate = immediateSink();
+    const queued = recordingSink("queued");
+    queued.state.failing = true;
+    const dispatcher = createSignalDispatcher({ sinks: [immediate.sink, queued.sink], queueSize: 100, batchSize: 10, logger, writeAheadFile, retryMs: 5, maxRetryMs: 10 });
+    const call = [event(1), event(2)];
+    for (const e of call) dispatcher.emit(e);
+    dispatcher.commit(call);
+    expect(immediate.now).toEqual([["event-1", "event-2"]]);
+    expect(segmentFiles(writeAheadFile)).toHaveLength(1);
+    queued.state.failing = false;
+    await until(() => queued.delivered().length === 2);
+    await dispatcher.close(1000);
+    expect(immediate.delivered()).toEqual([]);
+    expect(queued.delivered()).toEqual(["event-1", "event-2"]);
+  });
+
+  it("gets through its queue what a process that died left in the write-ahead log", async () => {
+    const writeAheadFile = newBase();
+    const down = recordingSink("down");
+    down.state.failing = true;
+    const dead = createSignalDispatcher({ sinks: [down.sink], queueSize: 100, batchSize: 10, logger, writeAheadFile, retryMs: 5, maxRetryMs: 10 });
+    for (const e of [event(1), event(2)]) dead.emit(e);
+    dead.commit([event(1), event(2)]);
+    const { sink, now, delivered } = immediateSink();
+    const next = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 10, logger, writeAheadFile });
+    await until(() => delivered().length === 2);
+    expect(delivered()).toEqual(["event-1", "event-2"]);
+    expect(now).toEqual([]);
+    await next.close(1000);
+    await dead.close(10);
+  });
+});

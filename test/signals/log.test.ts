@@ -69,6 +69,20 @@ describe("the log sink", () => {
     vi.restoreAllMocks();
   });
 
+  it("to a file, appends a call's events before deliverNow returns, the same lines deliver writes; to standard output it has no deliverNow", async () => {
+    const path = newFile();
+    const sink = createLogSink({ path });
+    const events = sampleEvents(3);
+    sink.deliverNow!(events.slice(0, 2));
+    expect(await readLines(path)).toEqual(events.slice(0, 2));
+    await sink.deliver(events.slice(2), new AbortController().signal);
+    sink.deliverNow!(events.slice(0, 1));
+    expect(await readFile(path, "utf8")).toBe([...events, events[0]].map((event) => `${JSON.stringify(event)}\n`).join(""));
+    await sink.close();
+    expect(() => sink.deliverNow!(events)).toThrow(/closed/);
+    expect(createLogSink().deliverNow).toBeUndefined();
+  });
+
   it("writes one line per event, each exactly JSON.stringify(event), a batch in one write", async () => {
     const capture = captureStdout();
     const sink = createLogSink();

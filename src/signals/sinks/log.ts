@@ -1,3 +1,4 @@
+import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
 import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { eventJson, eventJsonWithoutBody, type SignalEvent, type SignalSink } from "../sink.js";
@@ -15,6 +16,8 @@ export interface LogSinkOptions {
  * `keepBodies` says no), written to standard output or appended to a file, apart from the
  * gateway's own pino logs. A batch is one write; a delivery resolves once the write is handed
  * to the operating system, so that a slow reader holds the dispatcher back instead of filling memory.
+ * To a file, a call's events are appended as the call ends (`deliverNow`), one write, in place
+ * of the dispatcher's queue and write-ahead log; a failed append goes the queued way.
  */
 export function createLogSink(options: LogSinkOptions = {}): SignalSink {
   const { path } = options;
@@ -24,6 +27,8 @@ export function createLogSink(options: LogSinkOptions = {}): SignalSink {
 
 interface Writer {
   write(text: string): Promise<void>;
+  /** Appends before returning; only a file's writer has it. */
+  writeNow?(text: string): void;
   close(): Promise<void>;
 }
 
@@ -34,11 +39,27 @@ class LogSink implements SignalSink {
   #tail: Promise<void> = Promise.resolve();
   #closing: Promise<void> | undefined;
 
+  /** Set on a sink that writes to a file: the dispatcher then hands it each call's events at once. */
+  readonly deliverNow?: (events: readonly SignalEvent[]) => void;
+
   constructor(
     writer: Writer,
     readonly keepBodies: (event: SignalEvent) => boolean,
   ) {
     this.#writer = writer;
+    const { writeNow } = writer;
+    if (writeNow !== undefined) {
+      this.deliverNow = (events) => {
+        if (this.#closing) throw new Error("the log sink is closed");
+        writeNow(this.#text(events));
+      };
+    }
+  }
+
+  #text(events: readonly SignalEvent[]): string {
+    let text = "";
+    for (const event of events) text += `${this.keepBodies(event) ? eventJson(event) : eventJsonWithoutBody(event)}\n`;
+    return text;
   }
 
   deliver(events: readonly SignalEvent[], signal: AbortSignal): Promise<void> {
@@ -46,7 +67,7 @@ class LogSink implements SignalSink {
     if (signal.aborted) return Promise.reject(abortedError(signal, "the log delivery"));
     let text: string;
     try {
-      text = events.map((event) => `${this.keepBodies(event) ? eventJson(event) : eventJsonWithoutBody(event)}\n`).join("");
+      text = this.#text(events);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -73,9 +94,14 @@ function stdoutWriter(): Writer {
   };
 }
 
-/** Opened on the first write, in append mode, and kept open; a failed open is tried again on the next write. */
+/**
+ * Opened on the first write, in append mode, and kept open; a failed open is tried again on the
+ * next write. `writeNow` has a descriptor of its own, in append mode too, so that each write
+ * lands whole at the end of the file whichever way it came.
+ */
 function fileWriter(path: string): Writer {
   let handle: Promise<FileHandle> | undefined;
+  let fd: number | undefined;
   const opening = async () => {
     await mkdir(dirname(path), { recursive: true });
     return open(path, "a");
@@ -95,9 +121,19 @@ function fileWriter(path: string): Writer {
         throw new Error(`the log sink could not write to ${path}`, { cause: error });
       }
     },
+    writeNow(text) {
+      if (fd === undefined) {
+        mkdirSync(dirname(path), { recursive: true });
+        fd = openSync(path, "a");
+      }
+      const bytes = Buffer.from(text);
+      for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written);
+    },
     async close() {
       const opened = handle;
       handle = undefined;
+      if (fd !== undefined) closeSync(fd);
+      fd = undefined;
       if (opened) await (await opened.catch(() => undefined))?.close();
     },
   };
