@@ -4,6 +4,7 @@
 import { execFile, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { freePort, spawnTracked, stopChild } from "./proc.js";
 
@@ -26,6 +27,15 @@ export interface GatewayOptions {
   /** The command line that runs the gateway's script instead of plain `node`, such as valgrind, its options, node and node's (instructions.ts). */
   launcher?: readonly string[];
 }
+
+/**
+ * The node options `bin/passthrough.js` runs with (its `#!/usr/bin/env -S node …` line), for
+ * every gateway the bench starts, as shipped or not, and for the bare proxy: one runtime for all.
+ */
+export const GATEWAY_NODE_FLAGS: readonly string[] = (() => {
+  const shebang = readFileSync(fileURLToPath(new URL("../../bin/passthrough.js", import.meta.url)), "utf8").split("\n", 1)[0];
+  return /^#!\/usr\/bin\/env -S node\b(.*)$/.exec(shebang)?.[1].trim().split(/\s+/).filter(Boolean) ?? [];
+})();
 
 /** The gateway's environment: ours, minus anything that would point it at shared state. */
 function gatewayEnv(): NodeJS.ProcessEnv {
@@ -151,7 +161,7 @@ async function spawnHealthy(args: string[], port: number, dir: string, startTime
   const logFile = path.join(dir, "gateway.log");
   const log = openSync(logFile, "a");
   const [command, ...prefix] = launcher.length > 0 ? launcher : [process.execPath];
-  const child = spawnTracked(command, [...prefix, ...args], { cwd, env: gatewayEnv(), stdio: ["ignore", log, log] });
+  const child = spawnTracked(command, [...prefix, ...GATEWAY_NODE_FLAGS, ...args], { cwd, env: gatewayEnv(), stdio: ["ignore", log, log] });
   let exited: string | undefined;
   child.once("exit", (code, signal) => {
     exited = `exited with code ${code}, signal ${signal}`;

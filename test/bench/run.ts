@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { haproxyMissing, startBalancer, type Balancer } from "./balancer.js";
-import { buildGateway, setsSignals, startGateway, startGatewayOff, startSecondInstance, type GatewayHandle } from "./gateway.js";
+import { buildGateway, GATEWAY_NODE_FLAGS, setsSignals, startGateway, startGatewayOff, startSecondInstance, type GatewayHandle } from "./gateway.js";
 import { runInstructions } from "./instructions.js";
 import { killAllChildren, startPortPrinter, stopChild } from "./proc.js";
 import { BARE, BEHIND_HAPROXY_1, BEHIND_HAPROXY_2, comparisonTable, DIRECT, GATEWAY, GATEWAY_AUTH, GATEWAY_AUTH_CONNECT, GATEWAY_AUTH_GRPC, GATEWAY_CONNECT, GATEWAY_GRPC, GATEWAY_OFF, GATEWAY_OFF_CONNECT, GATEWAY_OFF_GRPC, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
@@ -85,7 +85,8 @@ async function main(): Promise<void> {
   const servers: ChildProcess[] = [];
   try {
     const providerArgs = await serverArgs("provider");
-    const bareArgs = await serverArgs("bare-proxy");
+    // The bare proxy runs on the gateway's node options too, so that the baseline is not handicapped.
+    const bareArgs = [...GATEWAY_NODE_FLAGS, ...(await serverArgs("bare-proxy"))];
     const provider = await startPortPrinter(
       [...providerArgs, "--port", "0", "--latency-ms", String(settings.providerLatencyMs), "--chunks", String(settings.sseChunks), "--chunk-interval-ms", String(settings.sseIntervalMs)],
       { name: "provider" },
