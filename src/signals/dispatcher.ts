@@ -63,7 +63,9 @@ const weightOf = (event: SignalEvent) => event[BODY_JSON]?.length ?? BASE_WEIGHT
  * Gives each sink its own bounded queue and one delivery at a time, in batches, in the
  * background: a slow or failing sink delays only itself, and a call never waits for any.
  * A failed batch is retried, whole and in order, with exponential backoff and full jitter
- * until it is delivered or shutdown's deadline passes (delivery is at least once).
+ * until it is delivered or shutdown's deadline passes (delivery is at least once). A sink with
+ * `deliverNow` (a local file) takes each call's events as the call commits them instead, and
+ * uses its queue only for what that refused.
  */
 export function createSignalDispatcher(options: DispatcherOptions): SignalDispatcher {
   // Two sinks of one kind get numbered names, so that their metrics stay apart.

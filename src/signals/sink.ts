@@ -47,7 +47,7 @@ type Serialized = { [JSON_TEXT]?: string; [JSON_WITHOUT_BODY]?: string };
 export function eventJson(event: SignalEvent): string {
   const cached = (event as Serialized)[JSON_TEXT];
   if (cached !== undefined) return cached;
-  return event[BODY_JSON] === undefined ? keep(event, JSON_TEXT, JSON.stringify(event)) : spliced(event, event[BODY_JSON])[JSON_TEXT];
+  return event[BODY_JSON] === undefined ? keep(event, JSON_TEXT, JSON.stringify(event)) : keep(event, JSON_TEXT, spliced(event, event[BODY_JSON]));
 }
 
 /** The event's JSON without `data.body`, as a sink that must not keep bodies writes it; made once too. */
@@ -55,21 +55,16 @@ export function eventJsonWithoutBody(event: SignalEvent): string {
   if (event.data.body === undefined) return eventJson(event);
   const cached = (event as Serialized)[JSON_WITHOUT_BODY];
   if (cached !== undefined) return cached;
-  if (event[BODY_JSON] !== undefined) return spliced(event, event[BODY_JSON])[JSON_WITHOUT_BODY];
   const { body: _body, ...data } = event.data;
   return keep(event, JSON_WITHOUT_BODY, JSON.stringify({ ...event, data }));
 }
 
-/** Both texts of an event whose body is given as text, from one serialization of the rest. */
-function spliced(event: SignalEvent, body: string): Required<Serialized> {
+/** The JSON of an event whose body is given as text: the rest serialized, the text written in as it is, `data` last and `body` last in it. */
+function spliced(event: SignalEvent, body: string): string {
   const { data, ...head } = event;
   const { body: _parsed, ...rest } = data;
-  const top = JSON.stringify(head).slice(0, -1);
   const fields = JSON.stringify(rest);
-  return {
-    [JSON_TEXT]: keep(event, JSON_TEXT, `${top},"data":${fields.length > 2 ? `${fields.slice(0, -1)},` : "{"}"body":${body}}}`),
-    [JSON_WITHOUT_BODY]: keep(event, JSON_WITHOUT_BODY, `${top},"data":${fields}}`),
-  };
+  return `${JSON.stringify(head).slice(0, -1)},"data":${fields.length > 2 ? `${fields.slice(0, -1)},` : "{"}"body":${body}}}`;
 }
 
 /** Keeps a text on the event, not enumerable: it is no part of the event, for copies and comparisons alike. */
