@@ -1,7 +1,8 @@
 // The benchmark (npm run bench): starts the test provider, the bare proxy and the gateway, drives
 // each scenario from separate load processes, interleaving targets in every round, and prints one
 // table per scenario with the targets' PASS/MISS; with --soak, the soak instead (soak.ts); with
-// --instructions, instruction counts per call under valgrind (instructions.ts). See test/bench/README.md.
+// --instructions, instruction counts per call under valgrind (instructions.ts); with --fresh, the feature
+// ratios on fresh, pinned processes (fresh.ts). See test/bench/README.md.
 import { execFileSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
@@ -9,6 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { haproxyMissing, startBalancer, type Balancer } from "./balancer.js";
 import { buildGateway, GATEWAY_NODE_FLAGS, setsSignals, startGateway, startGatewayOff, startSecondInstance, type GatewayHandle } from "./gateway.js";
+import { runFresh } from "./fresh.js";
 import { runInstructions } from "./instructions.js";
 import { killAllChildren, startPortPrinter, stopChild } from "./proc.js";
 import { BARE, BEHIND_HAPROXY_1, BEHIND_HAPROXY_2, comparisonTable, DIRECT, GATEWAY, GATEWAY_AUTH, GATEWAY_AUTH_CONNECT, GATEWAY_AUTH_GRPC, GATEWAY_CONNECT, GATEWAY_GRPC, GATEWAY_OFF, GATEWAY_OFF_CONNECT, GATEWAY_OFF_GRPC, Results, tables, verdicts, verdictTable, type RunRecord } from "./report.js";
@@ -70,6 +72,10 @@ async function main(): Promise<void> {
   const header = `${started.toISOString()} · ${cpus[0]?.model ?? "unknown CPU"} · ${cpus.length} cores · Node ${process.version} · passthrough ${gitRevision()}`;
   if (process.argv.includes("--soak")) {
     await runSoak({ root, benchDir, settings, providerArgs: await serverArgs("provider"), build: () => buildGateway(root), machine: header, revision: gitRevision() });
+    return;
+  }
+  if (process.argv.includes("--fresh")) {
+    await runFresh({ root, benchDir, providerArgs: await serverArgs("provider"), build: settings.build ? () => buildGateway(root) : undefined, machine: header });
     return;
   }
   if (process.argv.includes("--instructions")) {
