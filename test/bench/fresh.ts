@@ -44,12 +44,22 @@ export async function runFresh({ root, benchDir, providerArgs, build, machine }:
     "gateway, all off": () => startGatewayOff(options),
     "gateway, auth only": () => startGatewayOff(options, true),
   };
+  // BENCH_FRESH_TARGETS=off,auth (say) leaves the shipped gateway out of the rounds; the all-off one is always in, as the baseline.
+  const names: Record<string, Target> = { shipped: "gateway", off: "gateway, all off", auth: "gateway, auth only" };
+  const asked = (process.env.BENCH_FRESH_TARGETS ?? "shipped,off,auth").split(",").map((name) => names[name.trim()]);
+  if (asked.some((target) => target === undefined)) throw new Error("BENCH_FRESH_TARGETS: a list of shipped, off and auth");
+  const targets = TARGETS.filter((target) => target === "gateway, all off" || asked.includes(target));
   const perCall: Record<Target, number[]> = { gateway: [], "gateway, all off": [], "gateway, auth only": [] };
   let authorization: string | undefined;
   try {
+    // The shipped gateway creates the key (in the work dir's store) that the auth-only one is called with.
+    if (!targets.includes("gateway")) {
+      const shipped = await startGateway(options);
+      authorization = shipped.authorization;
+      await stopChild(shipped.child, 10_000);
+    }
     for (let round = 1; round <= rounds; round++) {
-      // The shipped gateway first in the first round: it creates the key the auth-only one is called with.
-      const order = round % 2 === 1 ? [...TARGETS] : [...TARGETS].reverse();
+      const order = round % 2 === 1 ? [...targets] : [...targets].reverse();
       for (const target of order) {
         const gateway = await start[target]();
         authorization = gateway.authorization ?? authorization;
@@ -72,8 +82,8 @@ export async function runFresh({ root, benchDir, providerArgs, build, machine }:
   } finally {
     await stopChild(provider.child);
   }
-  const report = reportOf(perCall, { rounds, warmupS, durationS, pinned }, machine);
-  const file = path.join(benchDir, "results", "fresh.md");
+  const report = reportOf(perCall, targets, { rounds, warmupS, durationS, pinned }, machine);
+  const file = path.join(benchDir, "results", process.env.BENCH_FRESH_TARGETS ? `fresh-${process.env.BENCH_FRESH_TARGETS.split(",").map((name) => name.trim()).join("-")}.md` : "fresh.md");
   writeFileSync(file, report);
   console.log(report);
   console.error(`written: ${path.relative(root, file)}`);
@@ -116,7 +126,7 @@ function ratioOf(a: readonly number[], b: readonly number[]): { median: number; 
   return { median: median(ratios), low: medians[Math.floor(medians.length * 0.025)], high: medians[Math.ceil(medians.length * 0.975) - 1] };
 }
 
-function reportOf(perCall: Record<Target, number[]>, run: { rounds: number; warmupS: number; durationS: number; pinned: boolean }, machine: string): string {
+function reportOf(perCall: Record<Target, number[]>, targets: readonly Target[], run: { rounds: number; warmupS: number; durationS: number; pinned: boolean }, machine: string): string {
   const off = perCall["gateway, all off"];
   const row = (target: Target) => {
     const values = perCall[target];
@@ -133,7 +143,7 @@ function reportOf(perCall: Record<Target, number[]>, run: { rounds: number; warm
     "",
     "| target | CPU µs/call (median) | rounds' range | ÷ all off (95% interval) |",
     "| --- | --- | --- | --- |",
-    ...TARGETS.map(row),
+    ...targets.map(row),
     "",
   ].join("\n");
 }
