@@ -21,4 +21,10 @@ describe("the passthrough executable", () => {
     expect(Number(started.stdout)).toBe(16);
     expect(Number(plain.stdout)).toBeLessThan(16);
   });
+
+  it("is started by npm start with the node options of that line, where env -S may be missing", () => {
+    const options = readFileSync(bin, "utf8").split("\n", 1)[0].replace(/^#!\/usr\/bin\/env -S node /, "");
+    const { scripts } = JSON.parse(readFileSync(join(import.meta.dirname, "../../package.json"), "utf8")) as { scripts: Record<string, string> };
+    expect(scripts.start).toBe(`node ${options} bin/passthrough.js serve`);
+  });
 });
