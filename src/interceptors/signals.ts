@@ -51,7 +51,7 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
   // A call's events so far, from chat_started on: committed together when it ends.
   const emitted = new WeakMap<CallRecord, SignalEvent[]>();
 
-  // An event with a body's text weighs that text (the dispatcher's queue bound); one without, the dispatcher's default.
+  // An event with a body's text carries it (BODY_JSON): the dispatcher weighs the event by it for its queue bound.
   const emit = (call: CallRecord, signal: SignalName, data: JsonObject, provider = call.providerName ?? null, bodyJson?: string) => {
     const event: SignalEvent = {
       signal,
@@ -66,7 +66,7 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
       data,
       ...(bodyJson !== undefined && { [BODY_JSON]: bodyJson }),
     };
-    dispatcher.emit(event, bodyJson?.length);
+    dispatcher.emit(event);
     emitted.get(call)?.push(event);
   };
   const start = (call: CallRecord, provider?: string) => {

@@ -38,7 +38,7 @@ export interface SinkStats {
 }
 
 export interface SignalDispatcher {
-  /** Queues the event for every sink; never throws, never waits. `weight`: its approximate size in bytes. */
+  /** Queues the event for every sink; never throws, never waits. `weight`: its approximate size in bytes, by default its body text's length (`weightOf`). */
   emit(event: SignalEvent, weight?: number): void;
   /**
    * Writes a call's events, already emitted, to the write-ahead log before returning, so that
@@ -54,9 +54,9 @@ export interface SignalDispatcher {
 }
 
 const DEFAULT_MAX_QUEUE_BYTES = 64 * 1024 * 1024;
-/** What an event weighs when the emitter does not say: its fields without bodies. */
+/** What an event without a body text weighs: its fields. */
 const BASE_WEIGHT = 512;
-/** What an event weighs in a queue it joins late: as the emitter weighs it, by its body's text. */
+/** What an event weighs in a queue: its body's text, or its fields when it carries none. */
 const weightOf = (event: SignalEvent) => event[BODY_JSON]?.length ?? BASE_WEIGHT;
 
 /**
@@ -90,19 +90,15 @@ export function createSignalDispatcher(options: DispatcherOptions): SignalDispat
   // A sink that takes a call's events at once (deliverNow) gets them at commit, not queued as they are emitted.
   const queued = lanes.filter((lane) => !lane.immediate);
   const immediate = lanes.filter((lane) => lane.immediate);
-  const emit = (event: SignalEvent, weight = BASE_WEIGHT) => {
+  const queueIn = (targets: readonly Lane[]) => (event: SignalEvent, weight = weightOf(event)) => {
     seq++;
-    for (const lane of queued) lane.push(event, weight, seq);
+    for (const lane of targets) lane.push(event, weight, seq);
   };
   const append = (line: string) => writeAhead!.append(line, seq);
   // What a previous process left goes to every sink through its queue.
-  const emitToAll = (event: SignalEvent, weight: number) => {
-    seq++;
-    for (const lane of lanes) lane.push(event, weight, seq);
-  };
-  if (writeAhead !== undefined) replayLeftovers(writeAhead, emitToAll, append, logger);
+  if (writeAhead !== undefined) replayLeftovers(writeAhead, queueIn(lanes), append, logger);
   return {
-    emit,
+    emit: queueIn(queued),
     commit(events) {
       if (events.length === 0) return;
       let waiting = queued.length > 0;
