@@ -1,5 +1,4 @@
 import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
-import { mkdir, open, type FileHandle } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { eventJson, eventJsonWithoutBody, type SignalEvent, type SignalSink } from "../sink.js";
 import { abortedError, untilAborted } from "./abort.js";
@@ -96,45 +95,33 @@ function stdoutWriter(): Writer {
 
 /**
  * Opened on the first write, in append mode, and kept open; a failed open is tried again on the
- * next write. `writeNow` has a descriptor of its own, in append mode too, so that each write
- * lands whole at the end of the file whichever way it came.
+ * next write. Both ways in append synchronously, through the one descriptor: a local file's
+ * append waits on nothing, and each write lands whole at the end of the file.
  */
 function fileWriter(path: string): Writer {
-  let handle: Promise<FileHandle> | undefined;
   let fd: number | undefined;
-  const opening = async () => {
-    await mkdir(dirname(path), { recursive: true });
-    return open(path, "a");
-  };
-  return {
-    async write(text) {
-      let file: FileHandle;
-      try {
-        file = await (handle ??= opening());
-      } catch (error) {
-        handle = undefined;
-        throw new Error(`the log sink could not open ${path}`, { cause: error });
-      }
-      try {
-        await file.appendFile(text);
-      } catch (error) {
-        throw new Error(`the log sink could not write to ${path}`, { cause: error });
-      }
-    },
-    writeNow(text) {
+  const writeNow = (text: string) => {
+    try {
       if (fd === undefined) {
         mkdirSync(dirname(path), { recursive: true });
         fd = openSync(path, "a");
       }
+    } catch (error) {
+      throw new Error(`the log sink could not open ${path}`, { cause: error });
+    }
+    try {
       const bytes = Buffer.from(text);
       for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written);
-    },
+    } catch (error) {
+      throw new Error(`the log sink could not write to ${path}`, { cause: error });
+    }
+  };
+  return {
+    write: async (text) => writeNow(text),
+    writeNow,
     async close() {
-      const opened = handle;
-      handle = undefined;
       if (fd !== undefined) closeSync(fd);
       fd = undefined;
-      if (opened) await (await opened.catch(() => undefined))?.close();
     },
   };
 }
