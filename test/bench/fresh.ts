@@ -3,30 +3,25 @@
 // heap state it happened to start with, and two processes of the same build differ by up to a
 // third for as long as they run; the timed rounds of `npm run bench` reuse one process per target,
 // so their ratios carry that luck. Here every round starts each target afresh, pinned to core 0
-// (all its threads) with the provider and autocannon on core 1, and the ratios are medians of
-// per-round ratios over many rounds, with a bootstrap 95% interval.
-import { execFileSync, spawn } from "node:child_process";
+// (all its threads) with the provider and the load generator on core 1, and the ratios are medians
+// of per-round ratios over many rounds, with a bootstrap 95% interval.
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { startGateway, startGatewayOff, type GatewayHandle, type GatewayOptions } from "./gateway.js";
-import { cpuMicros, startPortPrinter, stopChild } from "./proc.js";
+import type { InstructionOptions } from "./instructions.js";
+import type { HttpLoadParams, HttpLoadResult } from "./load-http.js";
+import { startPortPrinter, stopChild } from "./proc.js";
+import { measure } from "./scenarios.js";
 import { chatBody } from "./settings.js";
 import { median } from "./stats.js";
-
-export interface FreshOptions {
-  root: string;
-  benchDir: string;
-  providerArgs: string[];
-  build: (() => Promise<string | undefined>) | undefined;
-  machine: string;
-}
 
 const CONCURRENCY = 32;
 const TARGETS = ["gateway", "gateway, all off", "gateway, auth only"] as const;
 type Target = (typeof TARGETS)[number];
 
-export async function runFresh({ root, benchDir, providerArgs, build, machine }: FreshOptions): Promise<void> {
+export async function runFresh({ root, benchDir, providerArgs, build, machine }: InstructionOptions): Promise<void> {
   const rounds = Number(process.env.BENCH_FRESH_ROUNDS ?? 12);
   const warmupS = Number(process.env.BENCH_WARMUP ?? 2);
   const durationS = Number(process.env.BENCH_DURATION ?? 3);
@@ -36,8 +31,9 @@ export async function runFresh({ root, benchDir, providerArgs, build, machine }:
   if (buildError) console.error(`npm run build failed; measuring whatever dist/ holds:\n${buildError}`);
   const workDir = mkdtempSync(path.join(os.tmpdir(), "passthrough-fresh-"));
   process.once("exit", () => rmSync(workDir, { recursive: true, force: true }));
+  // On core 1 this process, and so every child it starts (the provider, the load generator, the CLI); each gateway then moves to core 0.
+  if (pinned) pin(process.pid, 1);
   const provider = await startPortPrinter([...providerArgs, "--port", "0", "--latency-ms", "0"], { name: "provider" });
-  if (pinned) pin(provider.child.pid!, 1);
   const options: GatewayOptions = { root, workDir, providers: [{ name: "bench", port: provider.port }], startTimeoutMs: 20_000 };
   const start: Record<Target, () => Promise<GatewayHandle>> = {
     gateway: () => startGateway(options),
@@ -67,12 +63,17 @@ export async function runFresh({ root, benchDir, providerArgs, build, machine }:
         try {
           const pid = gateway.child.pid!;
           if (pinned) pin(pid, 0);
-          await load(root, gateway.port, warmupS, keyed ? authorization : undefined, pinned);
-          const before = cpuMicros(pid);
-          const answered = await load(root, gateway.port, durationS, keyed ? authorization : undefined, pinned);
-          const after = cpuMicros(pid);
-          if (before === undefined || after === undefined || answered === 0) throw new Error(`${target}: no CPU reading or no call answered`);
-          perCall[target].push((after - before) / answered);
+          const params: HttpLoadParams = {
+            url: `http://127.0.0.1:${gateway.port}/api/v1/prompts/passthrough/bench/`,
+            headers: { "content-type": "application/json", ...(keyed && authorization ? { authorization } : {}) },
+            body: JSON.stringify(chatBody),
+            connections: CONCURRENCY,
+            durationS,
+            warmupS,
+          };
+          const { result, cpuUs } = await measure<HttpLoadResult>(pid, "load-http.ts", params, (warmupS + durationS) * 1000 + 30_000);
+          if (!Number.isFinite(cpuUs) || result.ok === 0) throw new Error(`${target}: no CPU reading or no call answered`);
+          perCall[target].push(cpuUs / result.ok);
           console.error(`round ${round}/${rounds}, ${target}: ${perCall[target].at(-1)!.toFixed(1)} µs/call`);
         } finally {
           await stopChild(gateway.child, 10_000);
@@ -98,22 +99,9 @@ function hasTaskset(): boolean {
   }
 }
 
-/** Every thread of `pid` on `core`; threads it starts later inherit it. */
+/** Every thread of `pid` on `core`; threads and children it starts later inherit it. */
 function pin(pid: number, core: number): void {
   execFileSync("taskset", ["-a", "-pc", String(core), String(pid)], { stdio: "ignore" });
-}
-
-/** REST calls at CONCURRENCY for `seconds`; resolves with how many were answered 200. */
-async function load(root: string, port: number, seconds: number, authorization: string | undefined, pinned: boolean): Promise<number> {
-  const args = ["-j", "-c", String(CONCURRENCY), "-d", String(seconds), "-m", "POST", "-H", "content-type: application/json", "-b", JSON.stringify(chatBody)];
-  if (authorization) args.push("-H", `authorization: ${authorization}`);
-  args.push(`http://127.0.0.1:${port}/api/v1/prompts/passthrough/bench/`);
-  const autocannon = path.join(root, "node_modules/.bin/autocannon");
-  const child = pinned ? spawn("taskset", ["-c", "1", autocannon, ...args], { stdio: ["ignore", "pipe", "ignore"] }) : spawn(autocannon, args, { stdio: ["ignore", "pipe", "ignore"] });
-  let output = "";
-  child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
-  await new Promise((resolve) => child.once("exit", resolve));
-  return (JSON.parse(output) as { "2xx": number })["2xx"];
 }
 
 /** The median of per-round ratios and a bootstrap 95% interval of it (rounds resampled, pairs kept). */
@@ -139,7 +127,7 @@ function reportOf(perCall: Record<Target, number[]>, targets: readonly Target[],
     "",
     machine,
     "",
-    `${run.rounds} rounds; in each, every target started afresh (odd rounds in the order below, even ones reversed), ${run.warmupS} s of warm-up, then ${run.durationS} s measured at concurrency ${CONCURRENCY}; ${run.pinned ? "the gateway pinned to core 0, the provider and autocannon to core 1" : "not pinned (taskset missing or one core)"}. CPU of the gateway process per call answered; ratios are medians of per-round ratios to the all-off gateway, with a bootstrap 95% interval.`,
+    `${run.rounds} rounds; in each, every target started afresh (odd rounds in the order below, even ones reversed), ${run.warmupS} s of warm-up, then ${run.durationS} s measured at concurrency ${CONCURRENCY}; ${run.pinned ? "the gateway pinned to core 0, the provider and the load generator (autocannon, load-http.ts) to core 1" : "not pinned (taskset missing or one core)"}. CPU of the gateway process per call answered; ratios are medians of per-round ratios to the all-off gateway, with a bootstrap 95% interval.`,
     "",
     "| target | CPU µs/call (median) | rounds' range | ÷ all off (95% interval) |",
     "| --- | --- | --- | --- |",

@@ -74,12 +74,9 @@ async function main(): Promise<void> {
     await runSoak({ root, benchDir, settings, providerArgs: await serverArgs("provider"), build: () => buildGateway(root), machine: header, revision: gitRevision() });
     return;
   }
-  if (process.argv.includes("--fresh")) {
-    await runFresh({ root, benchDir, providerArgs: await serverArgs("provider"), build: settings.build ? () => buildGateway(root) : undefined, machine: header });
-    return;
-  }
-  if (process.argv.includes("--instructions")) {
-    await runInstructions({ root, benchDir, providerArgs: await serverArgs("provider"), build: settings.build ? () => buildGateway(root) : undefined, machine: header });
+  const mode = process.argv.includes("--fresh") ? runFresh : process.argv.includes("--instructions") ? runInstructions : undefined;
+  if (mode) {
+    await mode({ root, benchDir, providerArgs: await serverArgs("provider"), build: settings.build ? () => buildGateway(root) : undefined, machine: header });
     return;
   }
   const knobs = `duration ${settings.durationS} s + ${settings.warmupS} s warm-up · ${settings.rounds} rounds (medians) · concurrency ${settings.connections} · SSE ${settings.sseSequential} sequential + ${settings.sseConcurrentRequests} concurrent streams of ${settings.sseChunks} chunks every ${settings.sseIntervalMs} ms · ${settings.streams} open streams of ${settings.streamChunks} chunks every ${settings.streamIntervalMs} ms, opened over ${settings.streamRampMs} ms · provider latency ${settings.providerLatencyMs} ms`;

@@ -42,7 +42,7 @@ function cpuOf(pids: readonly number[]): number | undefined {
  * Runs one load child against one process, measuring that process's CPU and memory while it
  * measures, and the load child's own CPU (it shares the cores).
  */
-async function measure<T>(pid: number, script: string, params: unknown, timeoutMs: number, more: { pids?: number[]; balancerPid?: number } = {}) {
+export async function measure<T>(pid: number, script: string, params: unknown, timeoutMs: number, more: { pids?: number[]; balancerPid?: number } = {}) {
   const pids = [pid, ...(more.pids ?? [])];
   const balancer = more.balancerPid === undefined ? [] : [more.balancerPid];
   let cpuStart: number | undefined;
