@@ -61,6 +61,21 @@ describe("parseAuthorization", () => {
     const echoed = [refusal!.detail, refusalError(refusal!).message, wwwAuthenticate(refusal!)].join("\n");
     for (const part of header.split(/[ .,_\t]/).filter((piece) => piece.length >= 8)) expect(echoed).not.toContain(part);
   });
+
+  it("remembers a header that parsed to an API key, and parses every other header afresh", () => {
+    const header = `Bearer ${key}`;
+    const first = parseAuthorization(header);
+    // The same text (a new string, as each request brings) gives the remembered result.
+    expect(parseAuthorization(`Bearer ${key.slice(0, -1)}${key.at(-1)}`)).toBe(first);
+    // A header differing by a character is its own; a JWT and a refusal are never remembered.
+    expect(parseAuthorization(`Bearer ${key}x`).credential?.value).toBe(`${key}x`);
+    expect(parseAuthorization(`Bearer ${jwt}`)).not.toBe(parseAuthorization(`Bearer ${jwt}`));
+    expect(parseAuthorization("Bearer S3cr3tS3cr3tS3cr3t")).not.toBe(parseAuthorization("Bearer S3cr3tS3cr3tS3cr3t"));
+    // Past its bound the memory starts afresh, and parsing still gives the same answers.
+    for (let i = 0; i <= 10_000; i++) parseAuthorization(`Bearer ptk_k3y1d_${i}`);
+    expect(parseAuthorization(header)).not.toBe(first);
+    expect(parseAuthorization(header)).toEqual(first);
+  });
 });
 
 describe("credentialFormat", () => {
