@@ -6,26 +6,80 @@ import type { JournalEntry } from "../store/store.js";
 const NEWLINE = 0x0a;
 const READ_CHUNK_BYTES = 1024 * 1024;
 
-/** An entry as one spool line: its JSON, `time` as an ISO string (Date's own JSON). */
+/** An entry's spool line without its bodies, which follow it as they are (`requestChars`, `responseChars`: their lengths). */
+type SpoolHead = { [K in Exclude<keyof JournalEntry, "requestBody" | "responseBody">]: JournalEntry[K] } & {
+  readonly requestChars: number | null;
+  readonly responseChars: number | null;
+};
+
+/** Separates a line's head from its bodies: JSON.stringify escapes every tab, so the first one is it. */
+const TAB = "\t";
+
+/**
+ * An entry as one spool line (also the journal's write-ahead line): the entry without its bodies
+ * as JSON, a tab, then the request and response bodies as they are, one after the other, their
+ * lengths in the head; escaping kilobytes of JSON bodies into JSON strings cost more than the
+ * rest of the line. A body with a newline would cut the line: such an entry is its whole JSON.
+ */
 export function spoolLine(entry: JournalEntry): string {
-  return JSON.stringify(entry);
+  const { requestBody, responseBody } = entry;
+  if (requestBody?.includes("\n") || responseBody?.includes("\n")) return JSON.stringify(entry);
+  const head: SpoolHead = {
+    key: entry.key,
+    time: entry.time,
+    principal: entry.principal,
+    provider: entry.provider,
+    protocol: entry.protocol,
+    status: entry.status,
+    grpcCode: entry.grpcCode,
+    upstreamStatus: entry.upstreamStatus,
+    durationMs: entry.durationMs,
+    promptTokens: entry.promptTokens,
+    completionTokens: entry.completionTokens,
+    totalTokens: entry.totalTokens,
+    error: entry.error,
+    requestChars: requestBody === null ? null : requestBody.length,
+    responseChars: responseBody === null ? null : responseBody.length,
+  };
+  return `${JSON.stringify(head)}${TAB}${requestBody ?? ""}${responseBody ?? ""}`;
 }
 
 /** A spool line read back, its time revived; undefined when the line is not an entry (a torn write). */
 export function reviveEntry(line: string): JournalEntry | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(line);
-  } catch {
-    return undefined;
+  const tab = line.indexOf(TAB);
+  const parsed = parseObject(tab === -1 ? line : line.slice(0, tab));
+  if (parsed === undefined) return undefined;
+  let entry = parsed;
+  // A head without its tab is a line cut short there.
+  if (tab === -1 && "requestChars" in parsed) return undefined;
+  if (tab !== -1) {
+    const { requestChars, responseChars, ...rest } = parsed;
+    const lengths = [requestChars, responseChars];
+    if (!lengths.every((n) => n === null || (Number.isInteger(n) && (n as number) >= 0))) return undefined;
+    const [requestLength, responseLength] = lengths.map((n) => (n as number | null) ?? 0);
+    const bodies = line.slice(tab + 1);
+    // A line cut short, or one with more after its bodies, is not an entry.
+    if (bodies.length !== requestLength + responseLength) return undefined;
+    entry = {
+      ...rest,
+      requestBody: requestChars === null ? null : bodies.slice(0, requestLength),
+      responseBody: responseChars === null ? null : bodies.slice(requestLength),
+    };
   }
-  if (typeof parsed !== "object" || parsed === null) return undefined;
-  const entry = parsed as Record<string, unknown>;
   const time = typeof entry.time === "string" ? new Date(entry.time) : undefined;
   const valid =
     typeof entry.key === "string" && time !== undefined && !Number.isNaN(time.getTime()) && typeof entry.principal === "string" &&
     typeof entry.protocol === "string" && typeof entry.status === "number" && typeof entry.grpcCode === "number" && typeof entry.durationMs === "number";
   return valid ? ({ ...entry, time } as unknown as JournalEntry) : undefined;
+}
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  try {
+    const parsed: unknown = JSON.parse(text);
+    return typeof parsed === "object" && parsed !== null && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Lines read from the spool and the offset just past the last of them. */

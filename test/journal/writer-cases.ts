@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { WriteAheadLog } from "../../src/durable/write-ahead-log.js";
 import { segmentBytes, segmentFiles } from "../durable/support.js";
-import { spoolLine } from "../../src/journal/spool.js";
+import { reviveEntry, spoolLine } from "../../src/journal/spool.js";
 import { createJournalWriter, type JournalWriter, type JournalWriterOptions } from "../../src/journal/writer.js";
 import type { JournalEntry, Store } from "../../src/store/store.js";
 import { entry } from "../store/contract-journal.js";
@@ -208,7 +208,7 @@ export function writerCases(newStore: () => Promise<Store>): void {
       const list = entries(1, 12);
       for (const e of list) writer.write(e);
       await writer.close(2000);
-      expect(spoolLines(spoolFile).map((line) => (JSON.parse(line) as JournalEntry).key)).toEqual(list.map((e) => e.key));
+      expect(spoolLines(spoolFile).map((line) => reviveEntry(line)?.key)).toEqual(list.map((e) => e.key));
       // An entry that comes after close is appended too.
       writer.write(entries(50, 1)[0]);
       expect(spoolLines(spoolFile)).toHaveLength(13);
@@ -233,7 +233,7 @@ export function writerCases(newStore: () => Promise<Store>): void {
       dead.store.fault = "hang";
       for (const e of list.slice(1)) dead.writer.write(e);
       expect(existsSync(files.spoolFile)).toBe(false);
-      expect(WriteAheadLog.read(files.writeAheadFile).map((line) => (JSON.parse(line) as JournalEntry).key)).toEqual(expect.arrayContaining(list.slice(1).map((e) => e.key)));
+      expect(WriteAheadLog.read(files.writeAheadFile).map((line) => reviveEntry(line)?.key)).toEqual(expect.arrayContaining(list.slice(1).map((e) => e.key)));
 
       // The process is gone without a close; the next one, on the same files, has a store that answers.
       const { writer, store, log, stored } = await setup({ ...files });
