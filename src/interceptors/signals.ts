@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Interceptor } from "@connectrpc/connect";
+import { isoTimeOf } from "../call/iso-time.js";
 import { kCallRecord, type CallListener, type CallRecord } from "../call/record.js";
 import { codeToString } from "../connect-internals.js";
 import { normalizeProviderName } from "../providers/provider.js";
@@ -29,18 +30,6 @@ export interface Signals {
 
 const utf8 = new TextDecoder();
 
-let isoMs = 0;
-let iso = "";
-/** Now as RFC 3339, made once per millisecond: a call's events mostly fall in the same ones. */
-function isoNow(): string {
-  const now = Date.now();
-  if (now !== isoMs) {
-    isoMs = now;
-    iso = new Date(now).toISOString();
-  }
-  return iso;
-}
-
 /**
  * The lifecycle signals of SPEC section 6 for every admitted Passthrough and PassthroughStream
  * call (ListProviders calls no provider: none), on every protocol: `chat_started` first (emitted at the end when the call failed before its handler,
@@ -58,7 +47,7 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
       id: randomUUID(),
       request_id: call.requestId,
       journal_key: call.journalKey,
-      time: isoNow(),
+      time: isoTimeOf(Date.now()),
       provider,
       protocol: call.protocol,
       principal: call.principal?.id ?? null,

@@ -1,13 +1,16 @@
 import { appendFileSync, closeSync, createReadStream, mkdirSync, openSync, readSync, statSync, writeSync } from "node:fs";
 import { mkdir, open, unlink, type FileHandle } from "node:fs/promises";
 import { dirname } from "node:path";
+import { isoTimeOf } from "../call/iso-time.js";
 import type { JournalEntry } from "../store/store.js";
 
 const NEWLINE = 0x0a;
 const READ_CHUNK_BYTES = 1024 * 1024;
 
 /** An entry's spool line without its bodies, which follow it as they are (`requestChars`, `responseChars`: their lengths). */
-type SpoolHead = { [K in Exclude<keyof JournalEntry, "requestBody" | "responseBody">]: JournalEntry[K] } & {
+type SpoolHead = { [K in Exclude<keyof JournalEntry, "time" | "requestBody" | "responseBody">]: JournalEntry[K] } & {
+  /** As Date's own JSON has it. */
+  readonly time: string;
   readonly requestChars: number | null;
   readonly responseChars: number | null;
 };
@@ -26,7 +29,7 @@ export function spoolLine(entry: JournalEntry): string {
   if (requestBody?.includes("\n") || responseBody?.includes("\n")) return JSON.stringify(entry);
   const head: SpoolHead = {
     key: entry.key,
-    time: entry.time,
+    time: isoTimeOf(entry.time.getTime()),
     principal: entry.principal,
     provider: entry.provider,
     protocol: entry.protocol,
