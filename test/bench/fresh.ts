@@ -1,6 +1,6 @@
 // `npm run bench -- --fresh`: the feature ratios (as shipped ÷ all off, auth only ÷ all off) of
-// REST unary CPU per call, each round on fresh processes. One gateway process keeps the JIT and
-// heap state it happened to start with, and two processes of the same build differ by up to a
+// unary CPU per call (REST, or each of BENCH_FRESH_PROTOCOLS), each round on fresh processes. One
+// gateway process keeps the JIT and heap state it happened to start with, and two processes of the same build differ by up to a
 // third for as long as they run; the timed rounds of `npm run bench` reuse one process per target,
 // so their ratios carry that luck. Here every round starts each target afresh, pinned to core 0
 // (all its threads) with the provider and the load generator on core 1, and the ratios are medians
@@ -11,6 +11,8 @@ import os from "node:os";
 import path from "node:path";
 import { startGateway, startGatewayOff, type GatewayHandle, type GatewayOptions } from "./gateway.js";
 import type { InstructionOptions } from "./instructions.js";
+import { PassthroughService } from "../../src/gen/smarter/prompt/v1/passthrough_pb.js";
+import type { GrpcLoadParams, GrpcLoadResult } from "./load-grpc.js";
 import type { HttpLoadParams, HttpLoadResult } from "./load-http.js";
 import { startPortPrinter, stopChild } from "./proc.js";
 import { measure } from "./scenarios.js";
@@ -45,7 +47,13 @@ export async function runFresh({ root, benchDir, providerArgs, build, machine }:
   const asked = (process.env.BENCH_FRESH_TARGETS ?? "shipped,off,auth").split(",").map((name) => names[name.trim()]);
   if (asked.some((target) => target === undefined)) throw new Error("BENCH_FRESH_TARGETS: a list of shipped, off and auth");
   const targets = TARGETS.filter((target) => target === "gateway, all off" || asked.includes(target));
-  const perCall: Record<Target, number[]> = { gateway: [], "gateway, all off": [], "gateway, auth only": [] };
+  // BENCH_FRESH_PROTOCOLS=rest,grpc,connect measures each protocol on processes of its own; REST alone by default.
+  const protocols = (process.env.BENCH_FRESH_PROTOCOLS ?? "rest").split(",").map((name) => name.trim());
+  if (protocols.length === 0 || !protocols.every((name): name is Protocol => (PROTOCOLS as readonly string[]).includes(name))) {
+    throw new Error("BENCH_FRESH_PROTOCOLS: a list of rest, grpc and connect");
+  }
+  const perCall: Partial<Record<Protocol, Record<Target, number[]>>> = {};
+  for (const protocol of protocols) perCall[protocol] = { gateway: [], "gateway, all off": [], "gateway, auth only": [] };
   let authorization: string | undefined;
   try {
     // The shipped gateway creates the key (in the work dir's store) that the auth-only one is called with.
@@ -56,27 +64,20 @@ export async function runFresh({ root, benchDir, providerArgs, build, machine }:
     }
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? [...targets] : [...targets].reverse();
-      for (const target of order) {
-        const gateway = await start[target]();
-        authorization = gateway.authorization ?? authorization;
-        const keyed = target !== "gateway, all off";
-        try {
-          const pid = gateway.child.pid!;
-          if (pinned) pin(pid, 0);
-          const params: HttpLoadParams = {
-            url: `http://127.0.0.1:${gateway.port}/api/v1/prompts/passthrough/bench/`,
-            headers: { "content-type": "application/json", ...(keyed && authorization ? { authorization } : {}) },
-            body: JSON.stringify(chatBody),
-            connections: CONCURRENCY,
-            durationS,
-            warmupS,
-          };
-          const { result, cpuUs } = await measure<HttpLoadResult>(pid, "load-http.ts", params, (warmupS + durationS) * 1000 + 30_000);
-          if (!Number.isFinite(cpuUs) || result.ok === 0) throw new Error(`${target}: no CPU reading or no call answered`);
-          perCall[target].push(cpuUs / result.ok);
-          console.error(`round ${round}/${rounds}, ${target}: ${perCall[target].at(-1)!.toFixed(1)} µs/call`);
-        } finally {
-          await stopChild(gateway.child, 10_000);
+      for (const protocol of protocols) {
+        for (const target of order) {
+          const gateway = await start[target]();
+          authorization = gateway.authorization ?? authorization;
+          const keyed = target !== "gateway, all off";
+          try {
+            const pid = gateway.child.pid!;
+            if (pinned) pin(pid, 0);
+            const calls = await load(protocol, pid, gateway.port, keyed ? authorization : undefined, { durationS, warmupS });
+            perCall[protocol]![target].push(calls);
+            console.error(`round ${round}/${rounds}, ${protocol}, ${target}: ${calls.toFixed(1)} µs/call`);
+          } finally {
+            await stopChild(gateway.child, 10_000);
+          }
         }
       }
     }
@@ -84,10 +85,42 @@ export async function runFresh({ root, benchDir, providerArgs, build, machine }:
     await stopChild(provider.child);
   }
   const report = reportOf(perCall, targets, { rounds, warmupS, durationS, pinned }, machine);
-  const file = path.join(benchDir, "results", process.env.BENCH_FRESH_TARGETS ? `fresh-${process.env.BENCH_FRESH_TARGETS.split(",").map((name) => name.trim()).join("-")}.md` : "fresh.md");
+  const suffix = [process.env.BENCH_FRESH_TARGETS, process.env.BENCH_FRESH_PROTOCOLS].filter(Boolean).flatMap((list) => list!.split(",").map((name) => name.trim()));
+  const file = path.join(benchDir, "results", suffix.length > 0 ? `fresh-${suffix.join("-")}.md` : "fresh.md");
   writeFileSync(file, report);
   console.log(report);
   console.error(`written: ${path.relative(root, file)}`);
+}
+
+const PROTOCOLS = ["rest", "grpc", "connect"] as const;
+type Protocol = (typeof PROTOCOLS)[number];
+
+/** Gateway CPU µs per call answered: REST and Connect JSON from autocannon, gRPC from grpc-js, at concurrency 32. */
+async function load(protocol: Protocol, pid: number, port: number, authorization: string | undefined, time: { durationS: number; warmupS: number }): Promise<number> {
+  const timeoutMs = (time.warmupS + time.durationS) * 1000 + 40_000;
+  const headers = { "content-type": "application/json", ...(authorization ? { authorization } : {}) };
+  let answered: number;
+  let cpu: number;
+  if (protocol === "grpc") {
+    const params: GrpcLoadParams = { address: `127.0.0.1:${port}`, authorization, providerName: "bench", body: chatBody, concurrency: CONCURRENCY, channels: 1, ...time };
+    const { result, cpuUs } = await measure<GrpcLoadResult>(pid, "load-grpc.ts", params, timeoutMs);
+    [answered, cpu] = [result.ok, cpuUs];
+  } else {
+    const params: HttpLoadParams =
+      protocol === "rest"
+        ? { url: `http://127.0.0.1:${port}/api/v1/prompts/passthrough/bench/`, headers, body: JSON.stringify(chatBody), connections: CONCURRENCY, ...time }
+        : {
+            url: `http://127.0.0.1:${port}/${PassthroughService.typeName}/Passthrough`,
+            headers: { ...headers, "connect-protocol-version": "1" },
+            body: JSON.stringify({ providerName: "bench", body: chatBody }),
+            connections: CONCURRENCY,
+            ...time,
+          };
+    const { result, cpuUs } = await measure<HttpLoadResult>(pid, "load-http.ts", params, timeoutMs);
+    [answered, cpu] = [result.ok, cpuUs];
+  }
+  if (!Number.isFinite(cpu) || answered === 0) throw new Error(`${protocol}: no CPU reading or no call answered`);
+  return cpu / answered;
 }
 
 function hasTaskset(): boolean {
@@ -114,24 +147,27 @@ function ratioOf(a: readonly number[], b: readonly number[]): { median: number; 
   return { median: median(ratios), low: medians[Math.floor(medians.length * 0.025)], high: medians[Math.ceil(medians.length * 0.975) - 1] };
 }
 
-function reportOf(perCall: Record<Target, number[]>, targets: readonly Target[], run: { rounds: number; warmupS: number; durationS: number; pinned: boolean }, machine: string): string {
-  const off = perCall["gateway, all off"];
-  const row = (target: Target) => {
-    const values = perCall[target];
+function reportOf(perCall: Partial<Record<string, Record<Target, number[]>>>, targets: readonly Target[], run: { rounds: number; warmupS: number; durationS: number; pinned: boolean }, machine: string): string {
+  const row = (values: number[], off: number[], target: Target) => {
     const ratio = target === "gateway, all off" ? undefined : ratioOf(values, off);
     const spread = `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`;
     return `| ${target} | ${median(values).toFixed(1)} | ${spread} | ${ratio ? `${ratio.median.toFixed(3)}× (${ratio.low.toFixed(3)}–${ratio.high.toFixed(3)})` : "–"} |`;
   };
+  const names: Record<string, string> = { rest: "REST", grpc: "gRPC", connect: "Connect JSON" };
+  const protocols = Object.keys(perCall);
   return [
-    "## REST CPU per call, fresh processes",
+    `## ${protocols.map((protocol) => names[protocol]).join(", ")} CPU per call, fresh processes`,
     "",
     machine,
     "",
-    `${run.rounds} rounds; in each, every target started afresh (odd rounds in the order below, even ones reversed), ${run.warmupS} s of warm-up, then ${run.durationS} s measured at concurrency ${CONCURRENCY}; ${run.pinned ? "the gateway pinned to core 0, the provider and the load generator (autocannon, load-http.ts) to core 1" : "not pinned (taskset missing or one core)"}. CPU of the gateway process per call answered; ratios are medians of per-round ratios to the all-off gateway, with a bootstrap 95% interval.`,
+    `${run.rounds} rounds; in each, for each protocol, every target started afresh (odd rounds in the order below, even ones reversed), ${run.warmupS} s of warm-up, then ${run.durationS} s measured at concurrency ${CONCURRENCY} (REST and Connect from autocannon, load-http.ts; gRPC from grpc-js on one channel, load-grpc.ts); ${run.pinned ? "the gateway pinned to core 0, the provider and the load generator to core 1" : "not pinned (taskset missing or one core)"}. CPU of the gateway process per call answered; ratios are medians of per-round ratios to the all-off gateway, with a bootstrap 95% interval.`,
     "",
-    "| target | CPU µs/call (median) | rounds' range | ÷ all off (95% interval) |",
-    "| --- | --- | --- | --- |",
-    ...targets.map(row),
-    "",
+    ...protocols.flatMap((protocol) => [
+      ...(protocols.length > 1 ? [`### ${names[protocol]}`, ""] : []),
+      "| target | CPU µs/call (median) | rounds' range | ÷ all off (95% interval) |",
+      "| --- | --- | --- | --- |",
+      ...targets.map((target) => row(perCall[protocol]![target], perCall[protocol]!["gateway, all off"], target)),
+      "",
+    ]),
   ].join("\n");
 }
