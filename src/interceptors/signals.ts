@@ -8,7 +8,7 @@ import { normalizeProviderName } from "../providers/provider.js";
 import { callsProvider } from "../service/provider-methods.js";
 import { withFirst } from "./first-message.js";
 import type { SignalDispatcher } from "../signals/dispatcher.js";
-import { BODY_JSON, type SignalEvent, type SignalName } from "../signals/sink.js";
+import { EmittedEvent, type SignalEvent, type SignalName } from "../signals/sink.js";
 
 export interface SignalOptions {
   dispatcher: SignalDispatcher;
@@ -42,19 +42,21 @@ export function createSignalInterceptor({ dispatcher, includeBodies, source }: S
 
   // An event with a body's text carries it (BODY_JSON): the dispatcher weighs the event by it for its queue bound.
   const emit = (call: CallRecord, signal: SignalName, data: JsonObject, provider = call.providerName ?? null, bodyJson?: string) => {
-    const event: SignalEvent = {
-      signal,
-      id: randomUUID(),
-      request_id: call.requestId,
-      journal_key: call.journalKey,
-      time: isoTimeOf(Date.now()),
-      provider,
-      protocol: call.protocol,
-      principal: call.principal?.id ?? null,
-      source,
-      data,
-      ...(bodyJson !== undefined && { [BODY_JSON]: bodyJson }),
-    };
+    const event = new EmittedEvent(
+      {
+        signal,
+        id: randomUUID(),
+        request_id: call.requestId,
+        journal_key: call.journalKey,
+        time: isoTimeOf(Date.now()),
+        provider,
+        protocol: call.protocol,
+        principal: call.principal?.id ?? null,
+        source,
+        data,
+      },
+      bodyJson,
+    );
     dispatcher.emit(event);
     emitted.get(call)?.push(event);
   };

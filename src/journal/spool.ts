@@ -53,9 +53,10 @@ export function reviveEntry(line: string): JournalEntry | undefined {
   const parsed = parseObject(tab === -1 ? line : line.slice(0, tab));
   if (parsed === undefined) return undefined;
   let entry = parsed;
-  // A head without its tab is a line cut short there.
-  if (tab === -1 && "requestChars" in parsed) return undefined;
-  if (tab !== -1) {
+  if (tab === -1) {
+    // A head without its tab is a line cut short there.
+    if ("requestChars" in parsed) return undefined;
+  } else {
     const { requestChars, responseChars, ...rest } = parsed;
     const lengths = [requestChars, responseChars];
     if (!lengths.every((n) => n === null || (Number.isInteger(n) && (n as number) >= 0))) return undefined;

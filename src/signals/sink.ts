@@ -34,29 +34,78 @@ export interface SignalEvent {
 /** The key of `SignalEvent`'s body text. */
 export const BODY_JSON: unique symbol = Symbol("passthrough.signal.bodyJson");
 
-/** Where an event's JSON texts are kept once made: on the event itself, since a WeakMap entry per event costs the garbage collector more than the JSON. */
-const JSON_TEXT = Symbol("passthrough.signal.json");
-const JSON_WITHOUT_BODY = Symbol("passthrough.signal.jsonWithoutBody");
-type Serialized = { [JSON_TEXT]?: string; [JSON_WITHOUT_BODY]?: string };
+/**
+ * An event as the signal interceptor emits it: a SignalEvent whose JSON texts, once made, are
+ * kept in private fields, so that the write-ahead log and every sink share one serialization.
+ * Private fields cost nothing per event beyond their slots (defining a hidden property on each
+ * event did), and JSON, spreads and comparisons do not see them.
+ */
+export class EmittedEvent implements SignalEvent {
+  readonly signal: SignalName;
+  readonly id: string;
+  readonly request_id: string;
+  readonly journal_key: string;
+  readonly time: string;
+  readonly provider: string | null;
+  readonly protocol: Protocol;
+  readonly principal: string | null;
+  readonly source: string;
+  readonly data: JsonObject;
+  readonly #bodyJson: string | undefined;
+  #json: string | undefined;
+  #jsonWithoutBody: string | undefined;
+
+  /** Fields in SignalEvent's order, which is their order in the JSON. */
+  constructor(fields: Omit<SignalEvent, typeof BODY_JSON>, bodyJson?: string) {
+    this.signal = fields.signal;
+    this.id = fields.id;
+    this.request_id = fields.request_id;
+    this.journal_key = fields.journal_key;
+    this.time = fields.time;
+    this.provider = fields.provider;
+    this.protocol = fields.protocol;
+    this.principal = fields.principal;
+    this.source = fields.source;
+    this.data = fields.data;
+    this.#bodyJson = bodyJson;
+  }
+
+  get [BODY_JSON](): string | undefined {
+    return this.#bodyJson;
+  }
+
+  json(): string {
+    return (this.#json ??= serialized(this));
+  }
+
+  jsonWithoutBody(): string {
+    return (this.#jsonWithoutBody ??= serializedWithoutBody(this));
+  }
+}
 
 /**
- * The event's JSON (`JSON.stringify(event)`), made once however many sinks (and the
- * dispatcher's write-ahead log) ask for it: an event does not change once emitted. An event
- * with a body text has it written in as it is, `data` last and `body` last in it.
+ * The event's JSON (`JSON.stringify(event)`), made once for an emitted event however many sinks
+ * (and the dispatcher's write-ahead log) ask for it: an event does not change once emitted. An
+ * event with a body text has it written in as it is, `data` last and `body` last in it.
  */
 export function eventJson(event: SignalEvent): string {
-  const cached = (event as Serialized)[JSON_TEXT];
-  if (cached !== undefined) return cached;
-  return event[BODY_JSON] === undefined ? keep(event, JSON_TEXT, JSON.stringify(event)) : keep(event, JSON_TEXT, spliced(event, event[BODY_JSON]));
+  return event instanceof EmittedEvent ? event.json() : serialized(event);
 }
 
 /** The event's JSON without `data.body`, as a sink that must not keep bodies writes it; made once too. */
 export function eventJsonWithoutBody(event: SignalEvent): string {
+  return event instanceof EmittedEvent ? event.jsonWithoutBody() : serializedWithoutBody(event);
+}
+
+function serialized(event: SignalEvent): string {
+  const body = event[BODY_JSON];
+  return body === undefined ? JSON.stringify(event) : spliced(event, body);
+}
+
+function serializedWithoutBody(event: SignalEvent): string {
   if (event.data.body === undefined) return eventJson(event);
-  const cached = (event as Serialized)[JSON_WITHOUT_BODY];
-  if (cached !== undefined) return cached;
   const { body: _body, ...data } = event.data;
-  return keep(event, JSON_WITHOUT_BODY, JSON.stringify({ ...event, data }));
+  return JSON.stringify({ ...event, data });
 }
 
 /** The JSON of an event whose body is given as text: the rest serialized, the text written in as it is, `data` last and `body` last in it. */
@@ -65,12 +114,6 @@ function spliced(event: SignalEvent, body: string): string {
   const { body: _parsed, ...rest } = data;
   const fields = JSON.stringify(rest);
   return `${JSON.stringify(head).slice(0, -1)},"data":${fields.length > 2 ? `${fields.slice(0, -1)},` : "{"}"body":${body}}}`;
-}
-
-/** Keeps a text on the event, not enumerable: it is no part of the event, for copies and comparisons alike. */
-function keep(event: SignalEvent, key: typeof JSON_TEXT | typeof JSON_WITHOUT_BODY, text: string): string {
-  if (Object.isExtensible(event)) Object.defineProperty(event, key, { value: text });
-  return text;
 }
 
 /** A batch as one JSON array, from each event's own JSON. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BODY_JSON, eventJson, eventJsonWithoutBody, eventsJson, type SignalEvent } from "../../src/signals/sink.js";
+import { BODY_JSON, EmittedEvent, eventJson, eventJsonWithoutBody, eventsJson, type SignalEvent } from "../../src/signals/sink.js";
 import { sampleEvents } from "./sink.contract.js";
 
 // The one serialization of an event that the write-ahead log and every sink share.
@@ -27,13 +27,27 @@ describe("an event's JSON", () => {
     expect(JSON.parse(eventJsonWithoutBody(alone)).data).toEqual({});
   });
 
-  it("is kept on the event without changing what copies and comparisons see, and a frozen event is serialized all the same", () => {
+  it("is made once for an emitted event, kept where copies, comparisons and JSON do not see it", () => {
+    const fields = { ...base(), data: { upstream_status: 200, body: { n: 1 } } };
+    const text = '{"n": 1}';
+    const event = new EmittedEvent(fields, text);
+    const json = eventJson(event);
+    expect(json).toBe(eventJson({ ...fields, [BODY_JSON]: text }));
+    expect(eventJsonWithoutBody(event)).toBe(JSON.stringify({ ...fields, data: { upstream_status: 200 } }));
+    expect(event[BODY_JSON]).toBe(text);
+    // Made once: what is asked later is the first text (an event does not change once emitted).
+    (event.data as { upstream_status: number }).upstream_status = 500;
+    expect(eventJson(event)).toBe(json);
+    expect(eventJsonWithoutBody(event)).toContain('"upstream_status":200');
+    // A copy has the fields and nothing else; so has the event's own JSON.
+    expect({ ...event }).toStrictEqual({ ...fields, data: event.data });
+    expect(Object.keys(JSON.parse(JSON.stringify(event)) as object)).toEqual(Object.keys(fields));
+    expect(event).toEqual({ ...fields, data: event.data });
+  });
+
+  it("is JSON.stringify's for a plain event too, frozen or not", () => {
     const event = base();
-    const copy = { ...event };
-    eventJson(event);
-    eventJsonWithoutBody(event);
-    expect(event).toStrictEqual(copy);
-    expect({ ...event }).toStrictEqual(copy);
+    expect(eventJson(event)).toBe(JSON.stringify(event));
     const frozen = Object.freeze(base());
     expect(eventJson(frozen)).toBe(JSON.stringify(frozen));
   });
