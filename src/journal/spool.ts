@@ -58,9 +58,9 @@ export function reviveEntry(line: string): JournalEntry | undefined {
     if ("requestChars" in parsed) return undefined;
   } else {
     const { requestChars, responseChars, ...rest } = parsed;
-    const lengths = [requestChars, responseChars];
-    if (!lengths.every((n) => n === null || (Number.isInteger(n) && (n as number) >= 0))) return undefined;
-    const [requestLength, responseLength] = lengths.map((n) => (n as number | null) ?? 0);
+    const requestLength = lengthOf(requestChars);
+    const responseLength = lengthOf(responseChars);
+    if (requestLength === undefined || responseLength === undefined) return undefined;
     const bodies = line.slice(tab + 1);
     // A line cut short, or one with more after its bodies, is not an entry.
     if (bodies.length !== requestLength + responseLength) return undefined;
@@ -75,6 +75,12 @@ export function reviveEntry(line: string): JournalEntry | undefined {
     typeof entry.key === "string" && time !== undefined && !Number.isNaN(time.getTime()) && typeof entry.principal === "string" &&
     typeof entry.protocol === "string" && typeof entry.status === "number" && typeof entry.grpcCode === "number" && typeof entry.durationMs === "number";
   return valid ? ({ ...entry, time } as unknown as JournalEntry) : undefined;
+}
+
+/** A body's length as a head gives it: a count of characters, or null (no body) as 0; undefined when it is neither. */
+function lengthOf(chars: unknown): number | undefined {
+  if (chars === null) return 0;
+  return typeof chars === "number" && Number.isInteger(chars) && chars >= 0 ? chars : undefined;
 }
 
 function parseObject(text: string): Record<string, unknown> | undefined {
