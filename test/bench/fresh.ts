@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startGateway, startGatewayOff, type GatewayHandle, type GatewayOptions } from "./gateway.js";
+import { benchKey, benchTargets, startBenchTarget, type BenchTarget, type GatewayOptions } from "./gateway.js";
 import type { InstructionOptions } from "./instructions.js";
 import { PassthroughService } from "../../src/gen/smarter/prompt/v1/passthrough_pb.js";
 import type { GrpcLoadParams, GrpcLoadResult } from "./load-grpc.js";
@@ -20,8 +20,6 @@ import { chatBody } from "./settings.js";
 import { median } from "./stats.js";
 
 const CONCURRENCY = 32;
-const TARGETS = ["gateway", "gateway, all off", "gateway, auth only"] as const;
-type Target = (typeof TARGETS)[number];
 
 export async function runFresh({ root, benchDir, providerArgs, build, machine }: InstructionOptions): Promise<void> {
   const rounds = Number(process.env.BENCH_FRESH_ROUNDS ?? 12);
@@ -37,36 +35,23 @@ export async function runFresh({ root, benchDir, providerArgs, build, machine }:
   if (pinned) pin(process.pid, 1);
   const provider = await startPortPrinter([...providerArgs, "--port", "0", "--latency-ms", "0"], { name: "provider" });
   const options: GatewayOptions = { root, workDir, providers: [{ name: "bench", port: provider.port }], startTimeoutMs: 20_000 };
-  const start: Record<Target, () => Promise<GatewayHandle>> = {
-    gateway: () => startGateway(options),
-    "gateway, all off": () => startGatewayOff(options),
-    "gateway, auth only": () => startGatewayOff(options, true),
-  };
-  // BENCH_FRESH_TARGETS=off,auth (say) leaves the shipped gateway out of the rounds; the all-off one is always in, as the baseline.
-  const names: Record<string, Target> = { shipped: "gateway", off: "gateway, all off", auth: "gateway, auth only" };
-  const asked = (process.env.BENCH_FRESH_TARGETS ?? "shipped,off,auth").split(",").map((name) => names[name.trim()]);
-  if (asked.some((target) => target === undefined)) throw new Error("BENCH_FRESH_TARGETS: a list of shipped, off and auth");
-  const targets = TARGETS.filter((target) => target === "gateway, all off" || asked.includes(target));
+  // BENCH_FRESH_TARGETS=off,auth (say) leaves the shipped gateway out of the rounds.
+  const targets = benchTargets("BENCH_FRESH_TARGETS");
   // BENCH_FRESH_PROTOCOLS=rest,grpc,connect measures each protocol on processes of its own; REST alone by default.
   const protocols = (process.env.BENCH_FRESH_PROTOCOLS ?? "rest").split(",").map((name) => name.trim());
   if (protocols.length === 0 || !protocols.every((name): name is Protocol => (PROTOCOLS as readonly string[]).includes(name))) {
     throw new Error("BENCH_FRESH_PROTOCOLS: a list of rest, grpc and connect");
   }
-  const perCall: Partial<Record<Protocol, Record<Target, number[]>>> = {};
+  const perCall: Partial<Record<Protocol, Record<BenchTarget, number[]>>> = {};
   for (const protocol of protocols) perCall[protocol] = { gateway: [], "gateway, all off": [], "gateway, auth only": [] };
   let authorization: string | undefined;
   try {
-    // The shipped gateway creates the key (in the work dir's store) that the auth-only one is called with.
-    if (!targets.includes("gateway")) {
-      const shipped = await startGateway(options);
-      authorization = shipped.authorization;
-      await stopChild(shipped.child, 10_000);
-    }
+    if (!targets.includes("gateway")) authorization = await benchKey(options);
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? [...targets] : [...targets].reverse();
       for (const protocol of protocols) {
         for (const target of order) {
-          const gateway = await start[target]();
+          const gateway = await startBenchTarget(target, options);
           authorization = gateway.authorization ?? authorization;
           const keyed = target !== "gateway, all off";
           try {
@@ -147,8 +132,8 @@ function ratioOf(a: readonly number[], b: readonly number[]): { median: number; 
   return { median: median(ratios), low: medians[Math.floor(medians.length * 0.025)], high: medians[Math.ceil(medians.length * 0.975) - 1] };
 }
 
-function reportOf(perCall: Partial<Record<string, Record<Target, number[]>>>, targets: readonly Target[], run: { rounds: number; warmupS: number; durationS: number; pinned: boolean }, machine: string): string {
-  const row = (values: number[], off: number[], target: Target) => {
+function reportOf(perCall: Partial<Record<string, Record<BenchTarget, number[]>>>, targets: readonly BenchTarget[], run: { rounds: number; warmupS: number; durationS: number; pinned: boolean }, machine: string): string {
+  const row = (values: number[], off: number[], target: BenchTarget) => {
     const ratio = target === "gateway, all off" ? undefined : ratioOf(values, off);
     const spread = `${Math.min(...values).toFixed(0)}–${Math.max(...values).toFixed(0)}`;
     return `| ${target} | ${median(values).toFixed(1)} | ${spread} | ${ratio ? `${ratio.median.toFixed(3)}× (${ratio.low.toFixed(3)}–${ratio.high.toFixed(3)})` : "–"} |`;

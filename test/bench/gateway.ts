@@ -55,6 +55,38 @@ export async function buildGateway(root: string): Promise<string | undefined> {
   }
 }
 
+/** The three gateways the feature ratios compare, by the short names the bench's lists take. */
+const BENCH_TARGETS = { shipped: "gateway", off: "gateway, all off", auth: "gateway, auth only" } as const;
+export type BenchTarget = (typeof BENCH_TARGETS)[keyof typeof BENCH_TARGETS];
+
+/**
+ * The gateways the list in environment variable `variable` names (of shipped, off and auth;
+ * unset, all three), in that order; all off is always among them, as the baseline.
+ */
+export function benchTargets(variable: string): BenchTarget[] {
+  const asked = (process.env[variable] ?? "shipped,off,auth").split(",").map((name) => name.trim());
+  if (!asked.every((name) => name in BENCH_TARGETS)) throw new Error(`${variable}: a list of shipped, off and auth`);
+  return Object.entries(BENCH_TARGETS)
+    .filter(([short]) => short === "off" || asked.includes(short))
+    .map(([, target]) => target);
+}
+
+/** Starts one of the three: as shipped, all off, or auth only (over the work dir's key store). */
+export function startBenchTarget(target: BenchTarget, options: GatewayOptions): Promise<GatewayHandle> {
+  if (target === "gateway") return startGateway(options);
+  return startGatewayOff(options, target === "gateway, auth only");
+}
+
+/**
+ * The API key the auth-only gateway is called with, for a run that leaves the shipped gateway
+ * out: one is started (plainly, without `launcher`) for the key it creates in the work dir's store, then stopped.
+ */
+export async function benchKey(options: GatewayOptions): Promise<string | undefined> {
+  const shipped = await startGateway({ ...options, launcher: undefined });
+  await stopChild(shipped.child, 10_000);
+  return shipped.authorization;
+}
+
 /** Whether BENCH_GATEWAY_YAML has its own `signals` section, which then replaces the bench's. */
 export function setsSignals(extraYaml: string | undefined): boolean {
   return /^signals\s*:/m.test(extraYaml ?? "");

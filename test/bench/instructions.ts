@@ -8,7 +8,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { startGateway, startGatewayOff, type GatewayHandle, type GatewayOptions } from "./gateway.js";
+import { benchKey, benchTargets, startBenchTarget, type GatewayOptions } from "./gateway.js";
 import { startPortPrinter, stopChild } from "./proc.js";
 import { chatBody } from "./settings.js";
 
@@ -56,28 +56,17 @@ export async function runInstructions({ root, benchDir, providerArgs, build, mac
     launcher: ["valgrind", "--tool=cachegrind", "--cache-sim=no", `--cachegrind-out-file=${outDir}/%p.out`, process.execPath, "--single-threaded"],
   };
   // The shipped gateway first: it creates the API key (in the work dir's store) that the auth-only one is called with.
-  const all: Array<{ name: string; short: string; start: () => Promise<GatewayHandle>; keyed: boolean }> = [
-    { name: "gateway", short: "shipped", start: () => startGateway(options), keyed: true },
-    { name: "gateway, all off", short: "off", start: () => startGatewayOff(options), keyed: false },
-    { name: "gateway, auth only", short: "auth", start: () => startGatewayOff(options, true), keyed: true },
-  ];
-  // BENCH_INSTRUCTION_TARGETS=off,auth (say) leaves the shipped gateway out; the all-off one is always in, as the baseline.
-  const asked = (process.env.BENCH_INSTRUCTION_TARGETS ?? "shipped,off,auth").split(",").map((name) => name.trim());
-  if (!asked.every((name) => all.some((target) => target.short === name))) throw new Error("BENCH_INSTRUCTION_TARGETS: a list of shipped, off and auth");
-  const targets = all.filter((target) => target.short === "off" || asked.includes(target.short));
+  // BENCH_INSTRUCTION_TARGETS=off,auth (say) leaves the shipped gateway out.
+  const targets = benchTargets("BENCH_INSTRUCTION_TARGETS");
   let authorization: string | undefined;
   const measured: Measured[] = [];
   try {
-    if (!asked.includes("shipped")) {
-      // Started without valgrind, only for the key it creates.
-      const shipped = await startGateway({ ...options, launcher: undefined });
-      authorization = shipped.authorization;
-      await stopChild(shipped.child, 10_000);
-    }
-    for (const { name, start, keyed } of targets) {
+    if (!targets.includes("gateway")) authorization = await benchKey(options);
+    for (const name of targets) {
+      const keyed = name !== "gateway, all off";
       const counts: number[] = [];
       for (const n of calls) {
-        const gateway = await start();
+        const gateway = await startBenchTarget(name, options);
         authorization = gateway.authorization ?? authorization;
         const answered = await load(root, gateway.port, n, keyed ? authorization : undefined);
         await stopChild(gateway.child, 120_000);
