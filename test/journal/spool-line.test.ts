@@ -2,25 +2,11 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { reviveEntry, spoolLine } from "../../src/journal/spool.js";
 import type { JournalEntry } from "../../src/store/store.js";
+import { entry as storeEntry } from "../store/contract-journal.js";
 
-const entry = (over: Partial<JournalEntry> = {}): JournalEntry => ({
-  key: "0".repeat(63) + "1",
-  time: new Date("2026-12-06T12:00:00.123Z"),
-  principal: "k3y1d",
-  provider: "openai",
-  protocol: "rest",
-  requestBody: '{"model":"m","messages":[{"role":"user","content":"hi \\"there\\"\\ttab"}]}',
-  responseBody: '{"id":"c1","choices":[{"message":{"content":"ok"}}],"usage":{"total_tokens":3}}',
-  status: 200,
-  grpcCode: 0,
-  upstreamStatus: 200,
-  durationMs: 12.5,
-  promptTokens: 1,
-  completionTokens: 2,
-  totalTokens: 3,
-  error: null,
-  ...over,
-});
+// The store contract's entry, every field set, with a request body that JSON escaping would change.
+const entry = (over: Partial<JournalEntry> = {}): JournalEntry =>
+  storeEntry(1, { requestBody: '{"model":"m","messages":[{"role":"user","content":"hi \\"there\\"\\ttab"}]}', ...over });
 
 describe("spool lines", () => {
   it("carry the bodies as they are after the head, and read back to the same entry", () => {
