@@ -9,7 +9,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { benchKey, benchTargets, startBenchTarget, type BenchTarget, type GatewayOptions } from "./gateway.js";
+import { authenticates, benchKey, benchTargets, startBenchTarget, type BenchTarget, type GatewayOptions } from "./gateway.js";
 import type { InstructionOptions } from "./instructions.js";
 import { PassthroughService } from "../../src/gen/smarter/prompt/v1/passthrough_pb.js";
 import type { GrpcLoadParams, GrpcLoadResult } from "./load-grpc.js";
@@ -43,17 +43,17 @@ export async function runFresh({ root, benchDir, providerArgs, build, machine }:
     throw new Error("BENCH_FRESH_PROTOCOLS: a list of rest, grpc and connect");
   }
   const perCall: Partial<Record<Protocol, Record<BenchTarget, number[]>>> = {};
-  for (const protocol of protocols) perCall[protocol] = { gateway: [], "gateway, all off": [], "gateway, auth only": [] };
+  for (const protocol of protocols) perCall[protocol] = Object.fromEntries(targets.map((target) => [target, [] as number[]])) as Record<BenchTarget, number[]>;
   let authorization: string | undefined;
   try {
-    if (!targets.includes("gateway")) authorization = await benchKey(options);
+    if (!targets.includes("gateway") && targets.includes("gateway, auth only")) authorization = await benchKey(options);
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? [...targets] : [...targets].reverse();
       for (const protocol of protocols) {
         for (const target of order) {
           const gateway = await startBenchTarget(target, options);
           authorization = gateway.authorization ?? authorization;
-          const keyed = target !== "gateway, all off";
+          const keyed = authenticates(target);
           try {
             const pid = gateway.child.pid!;
             if (pinned) pin(pid, 0);

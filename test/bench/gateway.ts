@@ -55,26 +55,33 @@ export async function buildGateway(root: string): Promise<string | undefined> {
   }
 }
 
-/** The three gateways the feature ratios compare, by the short names the bench's lists take. */
-const BENCH_TARGETS = { shipped: "gateway", off: "gateway, all off", auth: "gateway, auth only" } as const;
+/**
+ * The gateways the feature ratios compare, by the short names the bench's lists take: as shipped,
+ * all off, auth only, and the floor (all off plus the least per-call work of the journal and the
+ * log sink, gateway-off.mjs --floor), which is only measured when asked for.
+ */
+const BENCH_TARGETS = { shipped: "gateway", off: "gateway, all off", auth: "gateway, auth only", floor: "gateway, floor" } as const;
 export type BenchTarget = (typeof BENCH_TARGETS)[keyof typeof BENCH_TARGETS];
 
 /**
- * The gateways the list in environment variable `variable` names (of shipped, off and auth;
- * unset, all three), in that order; all off is always among them, as the baseline.
+ * The gateways the list in environment variable `variable` names (of shipped, off, auth and
+ * floor; unset, the first three), in that order; all off is always among them, as the baseline.
  */
 export function benchTargets(variable: string): BenchTarget[] {
   const asked = (process.env[variable] ?? "shipped,off,auth").split(",").map((name) => name.trim());
-  if (!asked.every((name) => name in BENCH_TARGETS)) throw new Error(`${variable}: a list of shipped, off and auth`);
+  if (!asked.every((name) => name in BENCH_TARGETS)) throw new Error(`${variable}: a list of shipped, off, auth and floor`);
   return Object.entries(BENCH_TARGETS)
     .filter(([short]) => short === "off" || asked.includes(short))
     .map(([, target]) => target);
 }
 
-/** Starts one of the three: as shipped, all off, or auth only (over the work dir's key store). */
+/** Whether the target authenticates, and so is called with the bench's key. */
+export const authenticates = (target: BenchTarget) => target === "gateway" || target === "gateway, auth only";
+
+/** Starts one of them: as shipped, all off, auth only (over the work dir's key store), or the floor. */
 export function startBenchTarget(target: BenchTarget, options: GatewayOptions): Promise<GatewayHandle> {
   if (target === "gateway") return startGateway(options);
-  return startGatewayOff(options, target === "gateway, auth only");
+  return startGatewayOff(options, target === "gateway, auth only" ? "auth" : target === "gateway, floor" ? "floor" : undefined);
 }
 
 /**
@@ -174,16 +181,18 @@ export async function startSecondInstance(options: Pick<GatewayOptions, "root" |
  * Starts the same built gateway with authentication, the journal and every signal sink off
  * (gateway-off.mjs, in its own subfolder of the work dir, so with its own SQLite store); called
  * without an authorization header. With `auth` (the "auth only" target), authentication is on,
- * over the shipped gateway's key store (it runs in the work dir), and it is called with its key.
+ * over the shipped gateway's key store (it runs in the work dir), and it is called with its key;
+ * with `floor`, it does the floor's work (gateway-off.mjs --floor) in its own subfolder.
  */
-export async function startGatewayOff(options: GatewayOptions, auth = false): Promise<GatewayHandle> {
+export async function startGatewayOff(options: GatewayOptions, variant?: "auth" | "floor"): Promise<GatewayHandle> {
   if (!existsSync(path.join(options.root, "dist/server/gateway.js"))) throw new Error("dist/server/gateway.js does not exist (the gateway is not built)");
-  const dir = path.join(options.workDir, auth ? "auth-only" : "all-off");
+  const auth = variant === "auth";
+  const dir = path.join(options.workDir, variant === undefined ? "all-off" : auth ? "auth-only" : "floor");
   mkdirSync(dir, { recursive: true });
   const config = writeConfig(options, dir, "{ sinks: [] }");
   const port = await freePort();
   const script = path.join(options.root, "test/bench/gateway-off.mjs");
-  const args = [script, "--config", config, "--port", String(port), ...(auth ? ["--auth"] : [])];
+  const args = [script, "--config", config, "--port", String(port), ...(variant ? [`--${variant}`] : [])];
   const child = await spawnHealthy(args, port, dir, options.startTimeoutMs, auth ? options.workDir : dir, options.launcher);
   return { child, port, notes: [] };
 }

@@ -8,7 +8,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { benchKey, benchTargets, startBenchTarget, type GatewayOptions } from "./gateway.js";
+import { authenticates, benchKey, benchTargets, startBenchTarget, type GatewayOptions } from "./gateway.js";
 import { startPortPrinter, stopChild } from "./proc.js";
 import { chatBody } from "./settings.js";
 
@@ -61,9 +61,9 @@ export async function runInstructions({ root, benchDir, providerArgs, build, mac
   let authorization: string | undefined;
   const measured: Measured[] = [];
   try {
-    if (!targets.includes("gateway")) authorization = await benchKey(options);
+    if (!targets.includes("gateway") && targets.includes("gateway, auth only")) authorization = await benchKey(options);
     for (const name of targets) {
-      const keyed = name !== "gateway, all off";
+      const keyed = authenticates(name);
       const counts: number[] = [];
       for (const n of calls) {
         const gateway = await startBenchTarget(name, options);

@@ -149,7 +149,7 @@ async function main(): Promise<void> {
         gatewayOff = await launch(GATEWAY_OFF, () => startGatewayOff(gatewayOptions));
         // Authentication alone needs the key the shipped gateway's store holds.
         const authorization = gateway?.authorization;
-        if (gatewayOff && authorization) gatewayAuth = await launch(GATEWAY_AUTH, async () => ({ ...(await startGatewayOff(gatewayOptions, true)), authorization }));
+        if (gatewayOff && authorization) gatewayAuth = await launch(GATEWAY_AUTH, async () => ({ ...(await startGatewayOff(gatewayOptions, "auth")), authorization }));
       }
     }
 
