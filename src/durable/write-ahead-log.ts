@@ -1,7 +1,8 @@
-import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync } from "node:fs";
 import { unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { messageOf, type Logger } from "../logging/logger.js";
+import { appendInTurn, flushAppends } from "./turn-appends.js";
 
 /** A segment is closed past this size and deleted once all of it is released. */
 const SEGMENT_BYTES = 4 * 1024 * 1024;
@@ -9,10 +10,11 @@ const SEGMENT_BYTES = 4 * 1024 * 1024;
 const RESET_BYTES = 64 * 1024;
 
 /**
- * What a call's answer must not outrun: lines written to a file before `append` returns, so
- * that they outlive the process (SIGKILL, an uncaught error; the kernel keeps what was
- * written, but nothing is fsynced, so an OS crash may lose the last lines) until they are
- * safe elsewhere, in the store or delivered. Each line carries a rising sequence number;
+ * What a call's answer must not outrun: lines written to a file by the end of the turn in which
+ * they were appended (`appendInTurn`: one write for the turn's lines, before any answer that
+ * waits for them), so that they outlive the process (SIGKILL, an uncaught error; the kernel
+ * keeps what was written, but nothing is fsynced, so an OS crash may lose the last lines) until
+ * they are safe elsewhere, in the store or delivered. Each line carries a rising sequence number;
  * `release(seq)` says every line up to it is safe, and segments wholly at or below it are
  * deleted. The files are `<base>.<n>`; a process that died leaves them, and the next one with
  * the same base takes them over with `adoptLeftovers`.
@@ -60,7 +62,7 @@ export class WriteAheadLog {
     });
   }
 
-  /** Writes one line (no newline in it) before returning. */
+  /** Appends one line (no newline in it): written by the end of this turn. */
   append(line: string, seq: number): void {
     try {
       if (this.#fd === undefined) {
@@ -69,16 +71,27 @@ export class WriteAheadLog {
         this.#fd = openSync(this.#path(), "a");
         this.#size = 0;
       }
-      this.#size += writeSync(this.#fd, `${line}\n`);
+      const text = `${line}\n`;
+      appendInTurn(this.#fd, text, this.#written);
+      // Characters, not bytes: a segment's bound needs no more precision than that.
+      this.#size += text.length;
       this.#lastSeq = seq;
       if (this.#size >= SEGMENT_BYTES) this.#rotate(false);
-      if (this.#failing) this.logger.info({ file: this.base }, `${this.name} write-ahead log writable again`);
-      this.#failing = false;
     } catch (error) {
-      if (!this.#failing) this.logger.error({ file: this.base, error: messageOf(error) }, `${this.name} write-ahead log could not be written: what waits in memory dies with the process`);
-      this.#failing = true;
+      this.#written(error);
     }
   }
+
+  /** Told after each turn's write (and of an open or rotation that failed): logs an outage once, and its end. */
+  readonly #written = (error?: unknown): void => {
+    if (error === undefined) {
+      if (this.#failing) this.logger.info({ file: this.base }, `${this.name} write-ahead log writable again`);
+      this.#failing = false;
+      return;
+    }
+    if (!this.#failing) this.logger.error({ file: this.base, error: messageOf(error) }, `${this.name} write-ahead log could not be written: what waits in memory dies with the process`);
+    this.#failing = true;
+  };
 
   /** Every line up to `seq` is safe elsewhere. */
   release(seq: number): void {
@@ -110,6 +123,7 @@ export class WriteAheadLog {
   }
 
   #rotate(released: boolean): void {
+    flushAppends(this.#fd!);
     closeSync(this.#fd!);
     this.#fd = undefined;
     if (released) unlinkSync(this.#path());

@@ -1,5 +1,6 @@
 import type { ServerResponse } from "node:http";
 import type { Http2ServerResponse } from "node:http2";
+import { afterAppends } from "../durable/turn-appends.js";
 
 export type NodeResponse = ServerResponse | Http2ServerResponse;
 
@@ -43,10 +44,13 @@ export function canRespond(res: NodeResponse): boolean {
 }
 
 const kBeforeEnd = Symbol("passthrough.beforeEnd");
+const kEndWaits = Symbol("passthrough.endWaits");
 
 /** A response of the gateway's own classes (GatewayResponse, GatewayHttp2Response), which honour `beforeEnd`. */
 interface EndHooked {
   [kBeforeEnd]?: (() => void) | undefined;
+  /** True while its `end` waits for the turn's appends. */
+  [kEndWaits]?: boolean;
 }
 
 /**
@@ -59,15 +63,61 @@ export function beforeEnd(res: NodeResponse, hook: () => void): void {
   (res as EndHooked)[kBeforeEnd] = hook;
 }
 
-/** For the gateway's response classes: the slot, set in their constructor. */
+/** For the gateway's response classes: the slots, set in their constructor. */
 export function initBeforeEnd(res: NodeResponse): void {
   (res as EndHooked)[kBeforeEnd] = undefined;
+  (res as EndHooked)[kEndWaits] = false;
 }
 
-/** For the gateway's response classes, at the top of `end`: runs the hook once. */
-export function runBeforeEnd(res: NodeResponse): void {
-  const hook = (res as EndHooked)[kBeforeEnd];
-  if (hook === undefined) return;
-  (res as EndHooked)[kBeforeEnd] = undefined;
-  hook();
+/**
+ * For the gateway's response classes, as their `end`: runs the hook once, then hands `end`
+ * (the rest of the response's own) to `afterAppends` when the hook appended to a local file
+ * this turn (a call's journal entry and signals, `appendInTurn`), so that the last bytes leave
+ * once those are written; otherwise, or without a hook, ends at once. While it waits, the
+ * response counts as ended (`endedWhileWaiting`) and another `end` is ignored.
+ */
+export function endAfterHook(res: NodeResponse, end: () => void): void {
+  const hooked = res as EndHooked;
+  if (hooked[kEndWaits]) return;
+  const hook = hooked[kBeforeEnd];
+  if (hook !== undefined) {
+    hooked[kBeforeEnd] = undefined;
+    hook();
+    const waits = afterAppends(() => {
+      hooked[kEndWaits] = false;
+      // No caller to throw to any more: a response that cannot end is destroyed with the error.
+      try {
+        end();
+      } catch (error) {
+        res.destroy(error as Error);
+      }
+    });
+    if (waits) {
+      hooked[kEndWaits] = true;
+      return;
+    }
+  }
+  end();
+}
+
+/**
+ * Makes `writableEnded` of the class's responses true while their `end` waits too, so that no
+ * part of the gateway answers them again meanwhile. Node declares it an accessor on a prototype
+ * above the class (its types, a property), so it is redefined on the class's own.
+ */
+export function endedWhileWaiting(responseClass: { prototype: NodeResponse }): void {
+  let proto: object | null = Object.getPrototypeOf(responseClass.prototype);
+  let ended: (() => boolean) | undefined;
+  while (proto !== null && ended === undefined) {
+    ended = Object.getOwnPropertyDescriptor(proto, "writableEnded")?.get;
+    proto = Object.getPrototypeOf(proto);
+  }
+  if (ended === undefined) throw new Error("writableEnded is not an accessor of the response's prototypes");
+  const own = ended;
+  Object.defineProperty(responseClass.prototype, "writableEnded", {
+    configurable: true,
+    get(this: EndHooked & NodeResponse) {
+      return this[kEndWaits] === true || own.call(this);
+    },
+  });
 }

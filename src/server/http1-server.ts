@@ -5,7 +5,7 @@ import { errorEnvelope } from "../rest/errors.js";
 import { HttpStatusHint } from "../transcoding/http-status.js";
 import type { NodeHandler } from "./listener.js";
 import { lingerOnClose, lingeringClose } from "./lingering-close.js";
-import { initBeforeEnd, runBeforeEnd } from "../node-http/response.js";
+import { endAfterHook, endedWhileWaiting, initBeforeEnd } from "../node-http/response.js";
 import { NO_CACHE_HEADERS, setNoCacheHeaders } from "./no-cache.js";
 
 export interface Http1Limits {
@@ -32,8 +32,10 @@ class GatewayResponse extends http.ServerResponse {
   }
 
   override end(...args: unknown[]): this {
-    runBeforeEnd(this);
-    return (super.end as (...args: unknown[]) => this)(...args);
+    // Decided now: while the end waits for the turn's appends, the rest of the body may arrive.
+    closeIfBodyUnread(this);
+    endAfterHook(this, () => (super.end as (...args: unknown[]) => this)(...args));
+    return this;
   }
 
   override writeHead(
@@ -41,16 +43,23 @@ class GatewayResponse extends http.ServerResponse {
     statusMessageOrHeaders?: string | http.OutgoingHttpHeaders | http.OutgoingHttpHeader[],
     headers?: http.OutgoingHttpHeaders | http.OutgoingHttpHeader[],
   ): this {
-    const { req } = this;
-    // A queued (pipelined) response has no socket yet; a request connect-node gave up on, none any more.
-    const socket = this.socket ?? req.socket;
-    if (socket) responses.set(socket, this);
-    if (socket && !this.headersSent && hasUnreadBody(req)) {
-      this.setHeader("connection", "close");
-      lingerOnClose(socket, req);
-    }
+    closeIfBodyUnread(this);
     // Node takes headers in the second place when it is not a status message.
     return super.writeHead(statusCode, statusMessageOrHeaders as string, headers);
+  }
+
+}
+endedWhileWaiting(GatewayResponse);
+
+/** An answer given before the request's body was read closes the connection, lingering so that the answer arrives. */
+function closeIfBodyUnread(res: http.ServerResponse): void {
+  const { req } = res;
+  // A queued (pipelined) response has no socket yet; a request connect-node gave up on, none any more.
+  const socket = res.socket ?? req.socket;
+  if (socket) responses.set(socket, res);
+  if (socket && !res.headersSent && hasUnreadBody(req)) {
+    res.setHeader("connection", "close");
+    lingerOnClose(socket, req);
   }
 }
 

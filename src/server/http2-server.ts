@@ -1,5 +1,5 @@
 import * as http2 from "node:http2";
-import { initBeforeEnd, runBeforeEnd } from "../node-http/response.js";
+import { endAfterHook, endedWhileWaiting, initBeforeEnd } from "../node-http/response.js";
 import type { NodeHandler } from "./listener.js";
 import { setNoCacheHeaders } from "./no-cache.js";
 
@@ -38,13 +38,16 @@ class GatewayHttp2Response extends http2.Http2ServerResponse {
   }
 
   override end(...args: unknown[]): this {
-    runBeforeEnd(this);
-    // Before the stream ends, not after: Node closes a server stream at once (RST_STREAM NO_ERROR)
-    // when it has answered and its request was never read, unless the request is flowing by then.
-    if (!this.stream.readableEnded) drainUnreadRequest(this.stream);
-    return (super.end as (...args: unknown[]) => this)(...args);
+    endAfterHook(this, () => {
+      // Before the stream ends, not after: Node closes a server stream at once (RST_STREAM NO_ERROR)
+      // when it has answered and its request was never read, unless the request is flowing by then.
+      if (!this.stream.readableEnded) drainUnreadRequest(this.stream);
+      (super.end as (...args: unknown[]) => this)(...args);
+    });
+    return this;
   }
 }
+endedWhileWaiting(GatewayHttp2Response);
 
 /**
  * The cleartext HTTP/2 server the listener hands sockets to (TLS sockets too, once ALPN chose

@@ -65,7 +65,7 @@ const weightOf = (event: SignalEvent) => event[BODY_JSON]?.length ?? BASE_WEIGHT
  * A failed batch is retried, whole and in order, with exponential backoff and full jitter
  * until it is delivered or shutdown's deadline passes (delivery is at least once). A sink with
  * `deliverNow` (a local file) takes each call's events as the call commits them instead, and
- * uses its queue only for what that refused.
+ * uses its queue (and the write-ahead log) only for what that refused.
  */
 export function createSignalDispatcher(options: DispatcherOptions): SignalDispatcher {
   // Two sinks of one kind get numbered names, so that their metrics stay apart.
@@ -97,21 +97,25 @@ export function createSignalDispatcher(options: DispatcherOptions): SignalDispat
   const append = (line: string) => writeAhead!.append(line, seq);
   // What a previous process left goes to every sink through its queue.
   if (writeAhead !== undefined) replayLeftovers(writeAhead, queueIn(lanes), append, logger);
+  // The write-ahead log is for events some sink still has to take.
+  const keep = (events: readonly SignalEvent[]) => {
+    if (writeAhead === undefined) return;
+    let line: string;
+    try {
+      line = eventsJson(events);
+    } catch (error) {
+      return logger.error({ error: messageOf(error) }, "signal events could not be serialized for the write-ahead log");
+    }
+    append(line);
+  };
   return {
     emit: queueIn(queued),
     commit(events) {
       if (events.length === 0) return;
       let waiting = queued.length > 0;
-      for (const lane of immediate) if (!lane.takeNow(events, seq)) waiting = true;
-      // The write-ahead log is for events some sink still has to take.
-      if (writeAhead === undefined || !waiting) return;
-      let line: string;
-      try {
-        line = eventsJson(events);
-      } catch (error) {
-        return logger.error({ error: messageOf(error) }, "signal events could not be serialized for the write-ahead log");
-      }
-      append(line);
+      // A sink that takes them itself but then fails to write them has them queued, and kept from then on.
+      for (const lane of immediate) if (!lane.takeNow(events, seq, keep)) waiting = true;
+      if (waiting) keep(events);
     },
     stats: () => lanes.map((lane) => lane.stats()),
     async close(timeoutMs) {
@@ -192,22 +196,39 @@ class Lane {
 
   /**
    * Hands a committed call's events to the sink at once; when it throws (or the lane is
-   * closing), they are queued as `seq`, retried like any delivery. False: they were queued.
+   * closing), they are queued as `seq`, retried like any delivery, and false says so. When the
+   * sink reports later that it could not write them, they are queued then and `refused` is told.
    */
-  takeNow(events: readonly SignalEvent[], seq: number): boolean {
+  takeNow(events: readonly SignalEvent[], seq: number, refused: (events: readonly SignalEvent[]) => void): boolean {
     if (!this.#closing && this.#queued === 0) {
       try {
-        this.sink.deliverNow!(events);
-        this.#delivered += events.length;
-        this.#state = "connected";
+        this.sink.deliverNow!(events, (error) => {
+          if (error === undefined) {
+            this.#delivered += events.length;
+            this.#state = "connected";
+            return;
+          }
+          this.#refused(events, seq, error);
+          refused(events);
+        });
         return true;
       } catch (error) {
-        if (this.#state !== "retrying") this.options.logger.warn({ sink: this.name, events: events.length, error: messageOf(error) }, "signal delivery failed; retrying");
-        this.#state = "retrying";
+        this.#refused(events, seq, error);
+        return false;
       }
     }
-    for (const event of events) this.push(event, weightOf(event), seq);
+    this.#queue(events, seq);
     return false;
+  }
+
+  #refused(events: readonly SignalEvent[], seq: number, error: unknown): void {
+    if (this.#state !== "retrying") this.options.logger.warn({ sink: this.name, events: events.length, error: messageOf(error) }, "signal delivery failed; retrying");
+    this.#state = "retrying";
+    this.#queue(events, seq);
+  }
+
+  #queue(events: readonly SignalEvent[], seq: number): void {
+    for (const event of events) this.push(event, weightOf(event), seq);
   }
 
   get #queued(): number {

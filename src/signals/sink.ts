@@ -138,12 +138,13 @@ export interface SignalSink {
   deliver(events: readonly SignalEvent[], signal: AbortSignal): Promise<void>;
   /**
    * Optional, for a sink whose delivery is an append to a local file that waits on nothing
-   * else (the log sink with a `path`): takes one call's events, all of them, synchronously as
-   * the call ends, before its answer's last bytes, so that the dispatcher neither queues them
-   * nor writes them to its write-ahead log for this sink. Throwing hands them to `deliver`,
-   * queued and retried as usual.
+   * else (the log sink with a `path`): takes one call's events, all of them, as the call ends,
+   * and has them written by the end of that turn (`appendInTurn`), before its answer's last
+   * bytes, so that the dispatcher neither queues them nor writes them to its write-ahead log
+   * for this sink. Then it calls `done`, once: with an error when they were not written. An
+   * error, or throwing, hands them to `deliver`, queued and retried as usual.
    */
-  deliverNow?(events: readonly SignalEvent[]): void;
+  deliverNow?(events: readonly SignalEvent[], done: (error?: unknown) => void): void;
   /**
    * Releases connections; called once, after the last delivery. Settles promptly even when the
    * server does not answer (nothing is left to send), so that shutdown keeps its deadline.

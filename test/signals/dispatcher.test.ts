@@ -2,12 +2,15 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { WriteAheadLog } from "../../src/durable/write-ahead-log.js";
 import { createLogger } from "../../src/logging/logger.js";
 import { createSignalDispatcher } from "../../src/signals/dispatcher.js";
 import { segmentBytes, segmentFiles } from "../durable/support.js";
 import type { SignalEvent, SignalSink } from "../../src/signals/sink.js";
 
 const logger = createLogger({ level: "silent" });
+/** Appends to local files are written at the end of the turn they were made in. */
+const endOfTurn = () => new Promise(setImmediate);
 
 function event(n: number): SignalEvent {
   return {
@@ -234,16 +237,21 @@ describe("signal dispatcher with a write-ahead log", () => {
 describe("signal dispatcher with a sink that takes a call's events at once", () => {
   const newBase = () => join(mkdtempSync(join(tmpdir(), "passthrough-signals-now-")), "instance.wal");
 
-  /** A recording sink with deliverNow, which throws while `failingNow` is set. */
+  /**
+   * A recording sink with deliverNow, which throws while `failingNow` is set, and reports at the
+   * end of the turn (as the log sink's file does) that it could not write while `failingLater` is.
+   */
   function immediateSink() {
     const recording = recordingSink("now");
     const now: string[][] = [];
-    const state = { failingNow: false };
+    const state = { failingNow: false, failingLater: false };
     const sink: SignalSink = {
       ...recording.sink,
-      deliverNow(events) {
+      deliverNow(events, done) {
         if (state.failingNow) throw new Error("disk full");
-        now.push(events.map((e) => e.id));
+        const failing = state.failingLater;
+        if (!failing) now.push(events.map((e) => e.id));
+        setImmediate(() => done(failing ? new Error("disk full") : undefined));
       },
     };
     return { ...recording, sink, now, nowState: state };
@@ -259,6 +267,7 @@ describe("signal dispatcher with a sink that takes a call's events at once", () 
     expect(dispatcher.stats()[0].queued).toBe(0);
     dispatcher.commit(call);
     expect(now).toEqual([["event-1", "event-2", "event-3"]]);
+    await endOfTurn();
     expect(dispatcher.stats()[0]).toMatchObject({ queued: 0, delivered: 3, state: "connected" });
     expect(segmentFiles(writeAheadFile)).toEqual([]);
     await dispatcher.close(1000);
@@ -283,6 +292,28 @@ describe("signal dispatcher with a sink that takes a call's events at once", () 
     expect(delivered()).toEqual(["event-1", "event-2", "event-3"]);
     dispatcher.commit([event(4)]);
     expect(now).toEqual([["event-4"]]);
+    await dispatcher.close(1000);
+    expect(segmentFiles(writeAheadFile)).toEqual([]);
+  });
+
+  it("queues and retries what deliverNow could not write by the end of the turn, and keeps it in the write-ahead log from then on", async () => {
+    const writeAheadFile = newBase();
+    const { sink, now, nowState, delivered, state } = immediateSink();
+    nowState.failingLater = true;
+    state.failing = true;
+    const dispatcher = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 10, logger, writeAheadFile, retryMs: 5, maxRetryMs: 10 });
+    dispatcher.commit([event(1), event(2)]);
+    expect(dispatcher.stats()[0].queued).toBe(0);
+    await endOfTurn();
+    expect(dispatcher.stats()[0]).toMatchObject({ queued: 2, delivered: 0, state: "retrying" });
+    await endOfTurn();
+    expect(WriteAheadLog.read(writeAheadFile).map((line) => (JSON.parse(line) as SignalEvent[]).map((e) => e.id))).toEqual([["event-1", "event-2"]]);
+    nowState.failingLater = false;
+    dispatcher.commit([event(3)]);
+    state.failing = false;
+    await until(() => delivered().length === 3);
+    expect(delivered()).toEqual(["event-1", "event-2", "event-3"]);
+    expect(now).toEqual([]);
     await dispatcher.close(1000);
     expect(segmentFiles(writeAheadFile)).toEqual([]);
   });
@@ -312,6 +343,8 @@ describe("signal dispatcher with a sink that takes a call's events at once", () 
     const dead = createSignalDispatcher({ sinks: [down.sink], queueSize: 100, batchSize: 10, logger, writeAheadFile, retryMs: 5, maxRetryMs: 10 });
     for (const e of [event(1), event(2)]) dead.emit(e);
     dead.commit([event(1), event(2)]);
+    // It dies after the turn in which it answered the call.
+    await endOfTurn();
     const { sink, now, delivered } = immediateSink();
     const next = createSignalDispatcher({ sinks: [sink], queueSize: 100, batchSize: 10, logger, writeAheadFile });
     await until(() => delivered().length === 2);

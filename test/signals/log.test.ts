@@ -69,17 +69,23 @@ describe("the log sink", () => {
     vi.restoreAllMocks();
   });
 
-  it("to a file, appends a call's events before deliverNow returns, the same lines deliver writes; to standard output it has no deliverNow", async () => {
+  it("to a file, appends a call's events by the end of the turn deliverNow was called in, then says so; the same lines deliver writes; to standard output it has no deliverNow", async () => {
     const path = newFile();
     const sink = createLogSink({ path });
     const events = sampleEvents(3);
-    sink.deliverNow!(events.slice(0, 2));
+    const told: unknown[] = [];
+    sink.deliverNow!(events.slice(0, 2), (error) => told.push(error));
+    expect(told).toEqual([]);
+    await new Promise(setImmediate);
+    expect(told).toEqual([undefined]);
     expect(await readLines(path)).toEqual(events.slice(0, 2));
     await sink.deliver(events.slice(2), new AbortController().signal);
-    sink.deliverNow!(events.slice(0, 1));
-    expect(await readFile(path, "utf8")).toBe([...events, events[0]].map((event) => `${JSON.stringify(event)}\n`).join(""));
+    sink.deliverNow!(events.slice(0, 1), (error) => told.push(error));
+    // Closing writes what waits for the turn's end first.
     await sink.close();
-    expect(() => sink.deliverNow!(events)).toThrow(/closed/);
+    expect(told).toEqual([undefined, undefined]);
+    expect(await readFile(path, "utf8")).toBe([...events, events[0]].map((event) => `${JSON.stringify(event)}\n`).join(""));
+    expect(() => sink.deliverNow!(events, () => {})).toThrow(/closed/);
     expect(createLogSink().deliverNow).toBeUndefined();
   });
 

@@ -89,9 +89,16 @@ export function createGrpcUnaryDoor(options: UnaryDoorOptions): CallDoor {
     const trailers: Record<string, string> = {};
     trailer.forEach((value, name) => (trailers[name] = value));
     res.addTrailers(trailers);
-    res.writeHead(200);
-    if (body) res.end(body);
-    else res.end();
+    if (body) {
+      // Headers, message and trailers all go as `end` writes them: when it waits for the turn's
+      // appends (the call's journal entry), headers written before it would go out on their own.
+      res.statusCode = 200;
+      res.end(body);
+    } else {
+      // Without a message, `end` alone would send the headers as the end of the stream, and no trailers.
+      res.writeHead(200);
+      res.end();
+    }
   }
 
   return {

@@ -1,5 +1,6 @@
-import { closeSync, mkdirSync, openSync, writeSync } from "node:fs";
+import { closeSync, mkdirSync, openSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import { appendInTurn, flushAppends, type AppendDone } from "../../durable/turn-appends.js";
 import { eventJson, eventJsonWithoutBody, type SignalEvent, type SignalSink } from "../sink.js";
 import { abortedError, untilAborted } from "./abort.js";
 
@@ -15,8 +16,9 @@ export interface LogSinkOptions {
  * `keepBodies` says no), written to standard output or appended to a file, apart from the
  * gateway's own pino logs. A batch is one write; a delivery resolves once the write is handed
  * to the operating system, so that a slow reader holds the dispatcher back instead of filling memory.
- * To a file, a call's events are appended as the call ends (`deliverNow`), one write, in place
- * of the dispatcher's queue and write-ahead log; a failed append goes the queued way.
+ * To a file, a call's events are appended as the call ends (`deliverNow`), written with the
+ * turn's other appends to it in one write (`appendInTurn`), in place of the dispatcher's queue
+ * and write-ahead log; a failed append goes the queued way.
  */
 export function createLogSink(options: LogSinkOptions = {}): SignalSink {
   const { path } = options;
@@ -26,8 +28,8 @@ export function createLogSink(options: LogSinkOptions = {}): SignalSink {
 
 interface Writer {
   write(text: string): Promise<void>;
-  /** Appends before returning; only a file's writer has it. */
-  writeNow?(text: string): void;
+  /** Appends by the end of this turn, then tells `done`; only a file's writer has it. */
+  writeNow?(text: string, done: AppendDone): void;
   close(): Promise<void>;
 }
 
@@ -39,7 +41,7 @@ class LogSink implements SignalSink {
   #closing: Promise<void> | undefined;
 
   /** Set on a sink that writes to a file: the dispatcher then hands it each call's events at once. */
-  readonly deliverNow?: (events: readonly SignalEvent[]) => void;
+  readonly deliverNow?: (events: readonly SignalEvent[], done: AppendDone) => void;
 
   constructor(
     writer: Writer,
@@ -48,9 +50,9 @@ class LogSink implements SignalSink {
     this.#writer = writer;
     const { writeNow } = writer;
     if (writeNow !== undefined) {
-      this.deliverNow = (events) => {
+      this.deliverNow = (events, done) => {
         if (this.#closing) throw new Error("the log sink is closed");
-        writeNow(this.#text(events));
+        writeNow(this.#text(events), done);
       };
     }
   }
@@ -95,12 +97,13 @@ function stdoutWriter(): Writer {
 
 /**
  * Opened on the first write, in append mode, and kept open; a failed open is tried again on the
- * next write. Both ways in append synchronously, through the one descriptor: a local file's
- * append waits on nothing, and each write lands whole at the end of the file.
+ * next write. Both ways append through the one descriptor with the turn's other appends to it
+ * (`appendInTurn`): a local file's append waits on nothing, and each lands whole at the end of
+ * the file, in the order given.
  */
 function fileWriter(path: string): Writer {
   let fd: number | undefined;
-  const writeNow = (text: string) => {
+  const writeNow = (text: string, done: AppendDone) => {
     try {
       if (fd === undefined) {
         mkdirSync(dirname(path), { recursive: true });
@@ -109,18 +112,16 @@ function fileWriter(path: string): Writer {
     } catch (error) {
       throw new Error(`the log sink could not open ${path}`, { cause: error });
     }
-    try {
-      const bytes = Buffer.from(text);
-      for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written);
-    } catch (error) {
-      throw new Error(`the log sink could not write to ${path}`, { cause: error });
-    }
+    appendInTurn(fd, text, (error) => done(error === undefined ? undefined : new Error(`the log sink could not write to ${path}`, { cause: error })));
   };
   return {
-    write: async (text) => writeNow(text),
+    write: (text) => new Promise<void>((resolve, reject) => writeNow(text, (error) => (error === undefined ? resolve() : reject(error)))),
     writeNow,
     async close() {
-      if (fd !== undefined) closeSync(fd);
+      if (fd !== undefined) {
+        flushAppends(fd);
+        closeSync(fd);
+      }
       fd = undefined;
     },
   };
