@@ -22,7 +22,7 @@ const responses = new WeakMap<net.Socket, http.ServerResponse>();
  * The gateway's HTTP/1.1 response. Never cached from the start, so that the answers Node writes
  * without running the handler (400 for a missing Host, 417) carry the headers too. An answer
  * given before the request's body was read closes the connection, lingering so that it arrives.
- * Its `end` runs the response's `beforeEnd` hook first.
+ * Its `end` runs the response's `beforeEnd` hook first, and waits for what the hook appended (`endAfterHook`).
  */
 class GatewayResponse extends http.ServerResponse {
   constructor(req: http.IncomingMessage) {

@@ -29,7 +29,7 @@ const LINGER_MS = 2_000;
 /** How long a session told to go away may take to close before it is destroyed. */
 const GOAWAY_GRACE_MS = 5_000;
 
-/** The gateway's HTTP/2 response: never cached from the start; its `end` runs the response's `beforeEnd` hook first. */
+/** The gateway's HTTP/2 response: never cached from the start; its `end` runs the response's `beforeEnd` hook first, and waits for what the hook appended (`endAfterHook`). */
 class GatewayHttp2Response extends http2.Http2ServerResponse {
   constructor(stream: http2.ServerHttp2Stream) {
     super(stream);
