@@ -47,7 +47,6 @@ class GatewayResponse extends http.ServerResponse {
     // Node takes headers in the second place when it is not a status message.
     return super.writeHead(statusCode, statusMessageOrHeaders as string, headers);
   }
-
 }
 endedWhileWaiting(GatewayResponse);
 

@@ -46,7 +46,7 @@ export async function runFresh({ root, benchDir, providerArgs, build, machine }:
   for (const protocol of protocols) perCall[protocol] = Object.fromEntries(targets.map((target) => [target, [] as number[]])) as Record<BenchTarget, number[]>;
   let authorization: string | undefined;
   try {
-    if (!targets.includes("gateway") && targets.includes("gateway, auth only")) authorization = await benchKey(options);
+    authorization = await benchKey(targets, options);
     for (let round = 1; round <= rounds; round++) {
       const order = round % 2 === 1 ? [...targets] : [...targets].reverse();
       for (const protocol of protocols) {

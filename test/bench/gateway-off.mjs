@@ -6,9 +6,11 @@
 // Plain JavaScript, so that like `passthrough serve` it runs without a loader thread.
 // Usage: node test/bench/gateway-off.mjs --config FILE --port N [--auth | --floor]
 import { randomUUID } from "node:crypto";
-import { openSync, writeSync } from "node:fs";
+import { openSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { loadConfig } from "../../dist/config/load.js";
+import { appendInTurn } from "../../dist/durable/turn-appends.js";
+import { journalEntryOf } from "../../dist/journal/entry.js";
 import { createLogger } from "../../dist/logging/logger.js";
 import { startGateway } from "../../dist/server/gateway.js";
 import { openStore } from "../../dist/store/open.js";
@@ -31,62 +33,38 @@ const gateway = await startGateway({ config, env: process.env, logger, authentic
 
 /**
  * What the journal and the log sink cannot do without, per call, and nothing else: the entry
- * queued and inserted with the real store (its SQLite schema and indexes) 50 ms of calls at a
- * time, and the entry's line and the four events of a successful call (each with its own UUID and
- * the call's request id) as JSON lines written with template strings, all the lines of the calls
- * that ended in one turn of the event loop in one write. That write comes after the answers, not
- * before (the shipped gateway writes before each answer's last bytes), and nothing here checks,
- * escapes, bounds, retries or counts: a lower bound for everything on, not a design.
+ * (`journalEntryOf`, as the journal builds it) queued and inserted with the real store (its
+ * SQLite schema and indexes) 50 ms of calls at a time, and the entry's line and the four events
+ * of a successful call (each with its own UUID and the call's request id) as JSON lines written
+ * with template strings, the lines of the calls that end in one turn in one write
+ * (`appendInTurn`). Nothing waits for that write (the shipped gateway's answers do), and nothing
+ * here checks, escapes, bounds, retries or counts: a lower bound for everything on, not a design.
  */
 function floorListener(store) {
-  const utf8 = new TextDecoder();
   const fd = openSync("floor.jsonl", "a");
+  const written = () => {};
   let entries = [];
-  let lines = "";
   setInterval(() => {
     if (entries.length === 0) return;
     const batch = entries;
     entries = [];
     store.writeJournal(batch).catch((error) => logger.error({ err: error }, "floor: journal batch failed"));
   }, 50).unref();
-  const flush = () => {
-    writeSync(fd, lines);
-    lines = "";
-  };
   return (call) => {
-    const outcome = call.outcome ?? { code: 0, status: 200 };
-    const requestBody = call.request?.bytes ? utf8.decode(call.request.bytes) : JSON.stringify(call.request?.body ?? null);
-    const responseBody = call.answer?.kind === "unary" ? call.answer.text : JSON.stringify(call.answerBody ?? null);
-    const usage = call.usage ?? {};
-    const entry = {
-      key: call.journalKey,
-      time: new Date(call.startedAt),
-      principal: "anonymous",
-      provider: call.providerName ?? null,
-      protocol: call.protocol,
-      requestBody,
-      responseBody,
-      status: outcome.status,
-      grpcCode: outcome.code,
-      upstreamStatus: call.upstreamStatus ?? null,
-      durationMs: call.durationMs ?? 0,
-      promptTokens: usage.promptTokens ?? null,
-      completionTokens: usage.completionTokens ?? null,
-      totalTokens: usage.totalTokens ?? null,
-      error: null,
-    };
+    const entry = journalEntryOf(call);
     entries.push(entry);
+    const { requestBody, responseBody } = entry;
     const time = entry.time.toISOString();
     const usageJson = `{"prompt_tokens":${entry.promptTokens},"completion_tokens":${entry.completionTokens},"total_tokens":${entry.totalTokens}}`;
     const head = `"request_id":"${randomUUID()}","journal_key":"${entry.key}","time":"${time}","provider":"${entry.provider}","protocol":"${entry.protocol}","principal":null,"source":"floor"`;
     const event = (signal, data) => `{"signal":"${signal}","id":"${randomUUID()}",${head},"data":${data}}\n`;
-    if (lines === "") setImmediate(flush);
-    lines +=
+    const lines =
       `{"key":"${entry.key}","time":"${time}","protocol":"${entry.protocol}","status":${entry.status},"grpcCode":${entry.grpcCode},"upstreamStatus":${entry.upstreamStatus},"durationMs":${entry.durationMs},"usage":${usageJson},"requestBody":${requestBody},"responseBody":${responseBody}}\n` +
       event("chat_started", "{}") +
       event("chat_completion_request", `{"body":${requestBody}}`) +
       event("chat_completion_response", `{"upstream_status":${entry.upstreamStatus},"usage":${usageJson},"body":${responseBody}}`) +
       event("chat_finished", `{"code":"ok","status":${entry.status},"duration_ms":${entry.durationMs}}`);
+    appendInTurn(fd, lines, written);
   };
 }
 

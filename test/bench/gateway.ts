@@ -81,14 +81,20 @@ export const authenticates = (target: BenchTarget) => target === "gateway" || ta
 /** Starts one of them: as shipped, all off, auth only (over the work dir's key store), or the floor. */
 export function startBenchTarget(target: BenchTarget, options: GatewayOptions): Promise<GatewayHandle> {
   if (target === "gateway") return startGateway(options);
-  return startGatewayOff(options, target === "gateway, auth only" ? "auth" : target === "gateway, floor" ? "floor" : undefined);
+  return startGatewayOff(options, OFF_VARIANTS[target]);
 }
 
+/** gateway-off.mjs's option for each target it runs (none for all off). */
+const OFF_VARIANTS: Partial<Record<BenchTarget, "auth" | "floor">> = { "gateway, auth only": "auth", "gateway, floor": "floor" };
+
 /**
- * The API key the auth-only gateway is called with, for a run that leaves the shipped gateway
- * out: one is started (plainly, without `launcher`) for the key it creates in the work dir's store, then stopped.
+ * The API key the auth-only gateway is called with, for a run of `targets` that leaves the
+ * shipped gateway (which creates one as it starts) out: one is started (plainly, without
+ * `launcher`) for the key it creates in the work dir's store, then stopped. Undefined when no
+ * such key is needed.
  */
-export async function benchKey(options: GatewayOptions): Promise<string | undefined> {
+export async function benchKey(targets: readonly BenchTarget[], options: GatewayOptions): Promise<string | undefined> {
+  if (targets.includes("gateway") || !targets.includes("gateway, auth only")) return undefined;
   const shipped = await startGateway({ ...options, launcher: undefined });
   await stopChild(shipped.child, 10_000);
   return shipped.authorization;

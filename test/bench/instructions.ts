@@ -61,7 +61,7 @@ export async function runInstructions({ root, benchDir, providerArgs, build, mac
   let authorization: string | undefined;
   const measured: Measured[] = [];
   try {
-    if (!targets.includes("gateway") && targets.includes("gateway, auth only")) authorization = await benchKey(options);
+    authorization = await benchKey(targets, options);
     for (const name of targets) {
       const keyed = authenticates(name);
       const counts: number[] = [];
